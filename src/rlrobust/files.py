@@ -31,7 +31,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, record: Any) -> Path:
-    return atomic_write_text(path, json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    return atomic_write_text(
+        path, json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,1 +1,79 @@
-"""attacks."""
+"""White-box attacks under the contract ``attack(model, x, y) -> x_adv`` (see ``base.py``).
+
+Attacks are registered in ``rlrobust.registry.ATTACKS`` under short names, so configs and the
+command line can name them; code inside the library may use the classes directly.
+
+Example::
+
+    from rlrobust.attacks import build_attack
+
+    attack = build_attack("pgd", eps=8 / 255, steps=10, step_size=2 / 255)
+    x_adv = attack(model, x, y)
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from rlrobust.attacks.base import (
+    Attack,
+    clamp01,
+    input_gradient,
+    model_frozen,
+    normalize_l2,
+    project,
+)
+from rlrobust.attacks.fgsm import FGSM
+from rlrobust.attacks.losses import LOSSES, TARGETED_LOSSES, get_loss
+from rlrobust.attacks.pgd import PGD
+from rlrobust.errors import ConfigError
+from rlrobust.registry import ATTACKS
+
+ATTACKS.register("fgsm")(FGSM)
+ATTACKS.register("pgd")(PGD)
+
+
+def valid_settings(name: str) -> list[str]:
+    """The keyword settings that the attack registered as ``name`` accepts."""
+    parameters = inspect.signature(ATTACKS.get(name)).parameters.values()
+    return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def build_attack(name: str, **settings: Any) -> Attack:
+    """Construct the attack registered as ``name`` from keyword settings.
+
+    Raises UnknownNameError for an unknown attack and ConfigError for an unknown setting, each
+    listing the valid choices.
+    """
+    valid = valid_settings(name)
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)} for attack {name!r}; "
+            f"valid settings: {', '.join(valid)}"
+        )
+    return ATTACKS.create(name, **settings)
+
+
+def list_attacks() -> list[str]:
+    return ATTACKS.names()
+
+
+__all__ = [
+    "ATTACKS",
+    "FGSM",
+    "LOSSES",
+    "PGD",
+    "TARGETED_LOSSES",
+    "Attack",
+    "build_attack",
+    "clamp01",
+    "get_loss",
+    "input_gradient",
+    "list_attacks",
+    "model_frozen",
+    "normalize_l2",
+    "project",
+    "valid_settings",
+]

@@ -1,0 +1,3 @@
+from rlrobust.cli import main
+
+raise SystemExit(main())

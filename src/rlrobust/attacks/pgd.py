@@ -1,0 +1,163 @@
+"""PGD: projected gradient descent (Madry et al. 2018, "Towards deep learning models resistant
+to adversarial attacks"; Kurakin et al. 2016 without the random start).
+
+Iterate ``steps`` times, from x or a random point of the eps-ball:
+
+    linf: x_{k+1} = clamp01(P_eps(x_k + step_size * sign(grad L(x_k))))
+    l2:   x_{k+1} = clamp01(P_eps(x_k + step_size * grad L(x_k) / ||grad L(x_k)||_2))
+
+where P_eps projects onto the eps-ball around the clean x and L is the attack loss
+(``losses.py``: "ce", "margin", "dlr"; targeted versions with ``targeted=True``).
+
+Defaults: steps = 40; step_size = 0.01 for linf (Kim: eps 0.04, step 0.01, 40 steps) and
+2.5 * eps / steps for l2 (Madry et al.'s rule: enough to cross the ball 2.5 times); a random
+start (linf: uniform in the cube; l2: random direction, radius uniform in [0, eps]); 1 restart.
+
+Restarts: each restart begins from a fresh random start and runs only on the samples that no
+earlier restart has fooled. Per sample, the first restart that fools the model is kept;
+otherwise the final iterate with the highest attack loss. Restart 0 draws the same random
+numbers as a single-restart run with the same seed, so more restarts never fool fewer samples.
+
+Shapes: x (N, ...) float in [0, 1], y (N,) int64; returns x_adv shaped like x. The batch is
+processed at once; the only Python loops are over restarts and steps.
+
+Example::
+
+    attack = PGD(eps=8 / 255, steps=10, step_size=2 / 255, restarts=2, seed=0)
+    x_adv = attack(model, x, y)
+    robust = model(x_adv).argmax(1) == y
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rlrobust.attacks.base import (
+    Attack,
+    LossFn,
+    check_labels,
+    check_positive_float,
+    check_positive_int,
+    check_target_mode,
+    choose_targets,
+    clamp01,
+    input_gradient,
+    normalize_l2,
+    project,
+    random_start,
+)
+from rlrobust.attacks.losses import check_loss_name, get_loss
+
+DEFAULT_LINF_STEP_SIZE = 0.01
+
+
+class PGD(Attack):
+    """Multi-step projected gradient attack; see the module docstring.
+
+    Args:
+        eps: ball radius in pixel units (default 8/255 for linf, 0.5 for l2).
+        norm: ``"linf"`` or ``"l2"``.
+        steps: gradient steps per restart (default 40).
+        step_size: default 0.01 (linf) or 2.5 * eps / steps (l2).
+        random_start: start each restart from a random point of the ball (default True).
+        restarts: independent runs, combined per sample (default 1).
+        loss: ``"ce"`` (default), ``"margin"`` or ``"dlr"``.
+        targeted: push towards a target class instead of away from the label.
+        target: ``"random"`` (drawn from the seed) or ``"least_likely"`` (from the clean logits).
+        seed: seeds the private generator (random starts, random targets).
+    """
+
+    name = "pgd"
+
+    def __init__(
+        self,
+        eps: float | None = None,
+        norm: str = "linf",
+        steps: int = 40,
+        step_size: float | None = None,
+        random_start: bool = True,
+        restarts: int = 1,
+        loss: str = "ce",
+        targeted: bool = False,
+        target: str = "random",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(eps=eps, norm=norm, seed=seed)
+        self.steps = check_positive_int(steps, "steps", minimum=0)
+        if step_size is None:
+            step_size = (
+                DEFAULT_LINF_STEP_SIZE
+                if self.norm == "linf"
+                else 2.5 * self.eps / max(self.steps, 1)
+            )
+        # With eps = 0 every step is projected away, so any step size is harmless.
+        self.step_size = (
+            check_positive_float(step_size, "step_size") if self.eps > 0 else float(step_size)
+        )
+        self.random_start = bool(random_start)
+        self.restarts = check_positive_int(restarts, "restarts")
+        self.loss = check_loss_name(loss)
+        self.targeted = bool(targeted)
+        self.target = check_target_mode(target)
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        generator = self.generator(x.device)
+        with torch.no_grad():
+            clean_logits = model(x)
+        check_labels(clean_logits, y)
+        # The goal is the label to move away from, or the target to move towards.
+        goal = choose_targets(clean_logits, y, self.target, generator) if self.targeted else y
+
+        best = x.clone()
+        best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
+        fooled = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        for _ in range(self.restarts):
+            todo = (~fooled).nonzero().squeeze(1)
+            if todo.numel() == 0:
+                break
+            loss_fn = self._loss_fn(goal[todo])
+            x_adv = self._single_run(model, loss_fn, x[todo], y[todo], generator)
+            with torch.no_grad():
+                logits = model(x_adv)
+                loss = loss_fn(logits, y[todo]).float()
+            success = self._success(logits, y[todo], goal[todo])
+            # Everything in `todo` is still unfooled, so a success here is the first one.
+            keep = success | (loss > best_loss[todo])
+            best[todo[keep]] = x_adv[keep]
+            best_loss[todo[keep]] = loss[keep]
+            fooled[todo] = success
+        return best
+
+    def _loss_fn(self, goal: Tensor) -> LossFn:
+        loss_fn = get_loss(self.loss, self.targeted)
+        return partial(loss_fn, target=goal) if self.targeted else loss_fn
+
+    def _success(self, logits: Tensor, y: Tensor, goal: Tensor) -> Tensor:
+        prediction = logits.argmax(dim=1)
+        return prediction == goal if self.targeted else prediction != y
+
+    def _single_run(
+        self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, generator: torch.Generator
+    ) -> Tensor:
+        x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x
+        for _ in range(self.steps):
+            grad = input_gradient(model, loss_fn, x_adv, y)
+            direction = grad.sign() if self.norm == "linf" else normalize_l2(grad)
+            x_adv = clamp01(project(x_adv + self.step_size * direction, x, self.eps, self.norm))
+        return x_adv
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "steps": self.steps,
+            "step_size": self.step_size,
+            "random_start": self.random_start,
+            "restarts": self.restarts,
+            "loss": self.loss,
+            "targeted": self.targeted,
+            "target": self.target,
+        }

@@ -1,0 +1,129 @@
+"""Checkpoints: weights and optimiser tensors in safetensors, everything else in JSON.
+
+Nothing is ever unpickled. A checkpoint is committed by writing ``state.json`` last: it names the
+weight files of the newest complete epoch, so a crash mid-write leaves the previous epoch intact.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from rlrobust.errors import CheckpointError
+from rlrobust.files import atomic_write_bytes, atomic_write_json
+
+STATE_FILE = "state.json"
+
+
+def save_weights(
+    model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None
+) -> Path:
+    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load safetensors weights into ``model``; any mismatch is an error that lists the keys."""
+    tensors = _read_safetensors(Path(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = sorted(
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in tensors and tensors[k].shape != v.shape
+    )
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(
+            f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, wrong shapes {wrong_shape[:5]}; build the model with the same name, "
+            "number of classes and input shape as the run that saved it (see its config.json)"
+        )
+    model.load_state_dict(tensors)
+    return model
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file {path} does not exist; check the run directory")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint file {path} is not a readable safetensors file ({error}); it may be "
+            "truncated: resume from an earlier run or retrain"
+        ) from None
+
+
+def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser state dict into tensors (for safetensors) and JSON values."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entry in state_dict["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{index}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_files(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, tensor in tensors.items():
+        index, key = name.split("/", 1)
+        state.setdefault(int(index), {})[key] = tensor
+    for index, entry in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entry)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, state: dict) -> None:
+    """Write epoch ``state['epoch']``'s files, then commit them by rewriting state.json."""
+    ckpt = run_dir / "checkpoints"
+    tag = f"epoch{state['epoch']:04d}"
+    save_weights(model, ckpt / f"model-{tag}.safetensors")
+    tensors, meta = optimizer_to_files(optimizer)
+    atomic_write_bytes(ckpt / f"optimizer-{tag}.safetensors", save(tensors))
+    record = dict(
+        state,
+        model_file=f"checkpoints/model-{tag}.safetensors",
+        optimizer_file=f"checkpoints/optimizer-{tag}.safetensors",
+        optimizer_meta=meta,
+    )
+    atomic_write_json(run_dir / STATE_FILE, record)
+    # The newest epoch is committed; older epoch files are no longer needed.
+    for old in ckpt.glob("*.safetensors"):
+        if tag not in old.name:
+            old.unlink(missing_ok=True)
+    # A stable name for users and for `rlrobust evaluate`.
+    save_weights(model, run_dir / "model.safetensors")
+
+
+def read_state(run_dir: Path) -> dict | None:
+    path = run_dir / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise CheckpointError(
+            f"{path} is not valid JSON; the run directory is damaged: start a new run directory"
+        ) from None
+
+
+def load_checkpoint(run_dir: Path, model, optimizer) -> dict:
+    state = read_state(run_dir)
+    if state is None:
+        raise CheckpointError(f"{run_dir} holds no checkpoint to resume; start without --resume")
+    load_weights(model, run_dir / state["model_file"])
+    optimizer_from_files(
+        optimizer, _read_safetensors(run_dir / state["optimizer_file"]), state["optimizer_meta"]
+    )
+    return state

@@ -1,0 +1,43 @@
+"""One readable training epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+Objective = Callable[..., tuple[torch.Tensor, dict]]
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None = None,
+    *,
+    progress: bool = False,
+    description: str = "train",
+) -> dict[str, float]:
+    """Train for one pass over ``loader``; returns the batch-size-weighted mean of every stat.
+
+    ``objective(logits, y, generator=...)`` returns ``(loss, stats)``; its stats (reward_mean,
+    action_accuracy, entropy, exploration_rate, ...) are logged under their own names.
+    """
+    model.train()
+    totals: dict[str, float] = {}
+    seen = 0
+    for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
+        logits = model(x)
+        loss, stats = objective(logits, y, generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        n = len(y)
+        seen += n
+        totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) * n
+        for name, value in stats.items():
+            totals[name] = totals.get(name, 0.0) + float(value) * n
+    return {name: total / max(seen, 1) for name, total in totals.items()}

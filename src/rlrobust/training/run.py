@@ -1,0 +1,190 @@
+"""A whole training run: epochs, the two-stage switch, metrics.csv and resumable checkpoints.
+
+Run directory layout::
+
+    RUN/config.json       the resolved config
+    RUN/metrics.csv       one row per epoch (loss, reward, accuracy, stage, lr, time)
+    RUN/state.json        the committed checkpoint (epoch, stage, finished flag, file names)
+    RUN/checkpoints/      weights and optimiser tensors of the newest epoch (safetensors)
+    RUN/model.safetensors the newest weights under a stable name
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from rlrobust.config import RunConfig, from_dict
+from rlrobust.data import BatchLoader
+from rlrobust.errors import RunDirectoryError
+from rlrobust.evaluation.clean import accuracy
+from rlrobust.files import atomic_write_json, atomic_write_text
+from rlrobust.seeding import make_generator, seed_everything
+from rlrobust.training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from rlrobust.training.loop import train_one_epoch
+from rlrobust.training.optim import build_optimizer, lr_at_epoch, set_lr
+from rlrobust.training.schedules import TwoStageState
+from rlrobust.training.setup import (
+    augment_for,
+    load_splits,
+    model_for,
+    objective_for,
+    resolve_device,
+)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Every random draw of an epoch derives from (seed, epoch), so a resumed run replays exactly."""
+    return seed * 1_000_003 + epoch
+
+
+def check_run_dir(run_dir: Path, resume: bool) -> dict | None:
+    state = read_state(run_dir)
+    if state is not None and state.get("finished"):
+        raise RunDirectoryError(
+            f"{run_dir} already holds a finished run; choose another output directory (--out), "
+            "nothing there was changed"
+        )
+    if state is not None and not resume:
+        raise RunDirectoryError(
+            f"{run_dir} holds an unfinished run (epoch {state['epoch']}); pass --resume to continue "
+            "it or choose another output directory"
+        )
+    if state is None and resume:
+        raise RunDirectoryError(
+            f"{run_dir} holds no checkpoint to resume; drop --resume to start a new run"
+        )
+    if state is None and run_dir.exists() and any(run_dir.iterdir()):
+        raise RunDirectoryError(
+            f"{run_dir} exists and is not empty but holds no run; choose an empty or new directory"
+        )
+    return state
+
+
+def saved_config(run_dir: Path) -> RunConfig:
+    return from_dict(RunConfig, json.loads((run_dir / "config.json").read_text()))
+
+
+def train_run(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+    log=print,
+    stop_after_epoch: int | None = None,
+) -> dict:
+    """Train as ``cfg`` says, writing into ``run_dir``; returns the final state record.
+
+    ``stop_after_epoch`` ends the process early as an interruption would (used to test resume).
+    """
+    run_dir = Path(run_dir)
+    state = check_run_dir(run_dir, resume)
+    if state is not None:
+        cfg = saved_config(run_dir)
+    device = resolve_device(cfg.train.device)
+    seed = cfg.train.seed
+
+    seed_everything(seed)
+    splits = load_splits(cfg.data, seed)
+    model = model_for(cfg.model, splits.train).to(device)
+    main_objective = objective_for(cfg.objective.name, cfg.objective.options)
+    two_stage = TwoStageState(cfg.two_stage.enabled, cfg.two_stage.switch_accuracy)
+    warmup_objective = (
+        objective_for(cfg.two_stage.warmup_objective, cfg.two_stage.warmup_options)
+        if two_stage.enabled
+        else None
+    )
+    optimizer = build_optimizer(cfg.optim, model.parameters())
+    loader = BatchLoader(
+        splits.train,
+        cfg.data.batch_size,
+        shuffle=True,
+        seed=seed,
+        device=device,
+        augment=augment_for(cfg.data),
+    )
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics: list[dict] = []
+    start_epoch = 0
+    if state is None:
+        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+    else:
+        state = load_checkpoint(run_dir, model, optimizer)
+        start_epoch = state["epoch"]
+        two_stage.restore(state["two_stage"])
+        metrics = state["metrics"]
+        log(f"resuming {run_dir} after epoch {start_epoch}")
+
+    for epoch in range(start_epoch, cfg.train.epochs):
+        started = time.perf_counter()
+        torch.manual_seed(epoch_seed(seed, epoch))  # dropout and other global-RNG draws
+        generator = make_generator(epoch_seed(seed, epoch))  # action sampling, exploration
+        loader.set_epoch(epoch)
+        lr = lr_at_epoch(cfg.optim, epoch, cfg.train.epochs)
+        set_lr(optimizer, lr)
+        stage = two_stage.stage
+        objective = warmup_objective if stage == "warmup" else main_objective
+        stats = train_one_epoch(
+            model,
+            loader,
+            objective,
+            optimizer,
+            generator,
+            progress=progress,
+            description=f"epoch {epoch + 1}/{cfg.train.epochs}",
+        )
+        heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
+        switched = two_stage.update(epoch + 1, heldout)
+        row = {
+            "epoch": epoch + 1,
+            "stage": stage,
+            "lr": lr,
+            **{f"train_{k}": v for k, v in stats.items()},
+            f"{splits.heldout_name}_accuracy": heldout,
+            "epoch_seconds": time.perf_counter() - started,
+        }
+        metrics.append(row)
+        write_metrics_csv(run_dir / "metrics.csv", metrics)
+        finished = epoch + 1 == cfg.train.epochs
+        save_checkpoint(
+            run_dir,
+            model,
+            optimizer,
+            {
+                "epoch": epoch + 1,
+                "finished": finished,
+                "two_stage": two_stage.to_dict(),
+                "metrics": metrics,
+            },
+        )
+        log(format_epoch(row) + (f"  -> switching to {cfg.objective.name}" if switched else ""))
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not finished:
+            break
+    return read_state(run_dir)
+
+
+def write_metrics_csv(path: Path, rows: list[dict]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def format_epoch(row: dict) -> str:
+    parts = [f"epoch {row['epoch']:>3}", f"[{row['stage']}]", f"loss {row['train_loss']:.4f}"]
+    for key in ("train_accuracy", "train_reward_mean", "validation_accuracy", "test_accuracy"):
+        if key in row:
+            parts.append(f"{key.removeprefix('train_')} {row[key]:.4f}")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    return "  ".join(parts)

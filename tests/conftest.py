@@ -1,0 +1,28 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The folder holding the real mnist/ and fashion-mnist/ files.
+
+    $RLROBUST_DATA if set, else ``<repo>/../shared/datasets``. Tests that need real data fail
+    (never skip) when the files are not there, so a missing data set cannot pass silently.
+    """
+    env = os.environ.get("RLROBUST_DATA", "")
+    root = Path(env).expanduser() if env else (REPO_ROOT / ".." / "shared" / "datasets").resolve()
+    missing = [name for name in ("mnist", "fashion-mnist") if not (root / name).is_dir()]
+    if missing:
+        pytest.fail(
+            f"real data sets {missing} not found under {root}; set RLROBUST_DATA to the folder "
+            "that holds mnist/ and fashion-mnist/ (the gz files of each)"
+        )
+    return root
