@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
 from rlrobust.errors import ConfigError
+from rlrobust.registry import MODELS
 
 
 def check_model_args(
@@ -40,3 +44,25 @@ def flat_features(features: nn.Module, in_channels: int, image_size: int) -> int
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     """Number of scalar parameters (buffers such as the Normalize statistics are not counted)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def register_model(name: str, cls: type[nn.Module], **fixed: Any) -> Callable[..., nn.Module]:
+    """Register ``cls`` under ``name`` with the keyword signature every model factory shares.
+
+    ``fixed`` holds architecture arguments that the name implies (e.g. ResNet-18's blocks).
+    """
+
+    def build(
+        *,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        **kwargs: Any,
+    ) -> nn.Module:
+        return cls(num_classes, in_channels, image_size, mean, std, **fixed, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f"{cls.__name__} registered as {name!r}" + (f" with {fixed}" if fixed else "")
+    return MODELS.register(name)(build)

@@ -11,14 +11,12 @@ classes. ReLU replaces the original tanh/sigmoid, as in current LeNet-5 implemen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from rlrobust.models.common import check_model_args, flat_features
+from rlrobust.models.common import check_model_args, flat_features, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class LeNet5(nn.Module):
@@ -60,14 +58,4 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
-@MODELS.register("lenet5")
-def lenet5(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> LeNet5:
-    return LeNet5(num_classes, in_channels, image_size, mean, std, **kwargs)
+register_model("lenet5", LeNet5)

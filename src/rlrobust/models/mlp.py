@@ -5,14 +5,12 @@ offline digits demo. Not from the papers; it is the cheapest model that meets th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from rlrobust.models.common import check_model_args
+from rlrobust.models.common import check_model_args, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class MLP(nn.Module):
@@ -43,14 +41,4 @@ class MLP(nn.Module):
         return self.net(self.normalize(x))
 
 
-@MODELS.register("mlp")
-def mlp(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> MLP:
-    return MLP(num_classes, in_channels, image_size, mean, std, **kwargs)
+register_model("mlp", MLP)

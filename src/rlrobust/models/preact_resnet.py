@@ -10,15 +10,13 @@ classes on RGB input).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrobust.models.common import check_model_args
+from rlrobust.models.common import check_model_args, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class PreActBlock(nn.Module):
@@ -77,16 +75,4 @@ class PreActResNet(nn.Module):
         return self.fc(self.head(self.layers(self.stem(self.normalize(x)))))
 
 
-@MODELS.register("preact_resnet18")
-def preact_resnet18(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> PreActResNet:
-    return PreActResNet(
-        num_classes, in_channels, image_size, mean, std, blocks=(2, 2, 2, 2), **kwargs
-    )
+register_model("preact_resnet18", PreActResNet, blocks=(2, 2, 2, 2))

@@ -9,15 +9,13 @@ the TRADES backbone (Table 6).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrobust.models.common import check_model_args
+from rlrobust.models.common import check_model_args, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class BasicBlock(nn.Module):
@@ -76,14 +74,4 @@ class ResNet(nn.Module):
         return self.fc(self.pool(self.layers(self.stem(self.normalize(x)))))
 
 
-@MODELS.register("resnet18")
-def resnet18(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> ResNet:
-    return ResNet(num_classes, in_channels, image_size, mean, std, blocks=(2, 2, 2, 2), **kwargs)
+register_model("resnet18", ResNet, blocks=(2, 2, 2, 2))

@@ -11,15 +11,13 @@ follow the VGG doubling pattern it describes. Dropout is optional and off by def
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from rlrobust.errors import ConfigError
-from rlrobust.models.common import check_model_args, flat_features
+from rlrobust.models.common import check_model_args, flat_features, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 def _block(c_in: int, c_out: int, dropout: float) -> list[nn.Module]:
@@ -71,14 +69,4 @@ class GuptaCNN(nn.Module):
         return self.logit_norm(self.classifier(self.features(self.normalize(x))))
 
 
-@MODELS.register("gupta_cnn")
-def gupta_cnn(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> GuptaCNN:
-    return GuptaCNN(num_classes, in_channels, image_size, mean, std, **kwargs)
+register_model("gupta_cnn", GuptaCNN)

@@ -10,14 +10,12 @@ spatial size has reached 1, so the model works down to 1x1 inputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from rlrobust.models.common import check_model_args
+from rlrobust.models.common import check_model_args, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 VGG13_CONFIG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M",
@@ -60,14 +58,4 @@ class VGG(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
-@MODELS.register("vgg13")
-def vgg13(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> VGG:
-    return VGG(num_classes, in_channels, image_size, mean, std, config=VGG13_CONFIG, **kwargs)
+register_model("vgg13", VGG, config=VGG13_CONFIG)

@@ -8,17 +8,15 @@ layer. ``depth`` and ``widen_factor`` are arguments, so WRN-10-1 builds in milli
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rlrobust.errors import ConfigError
-from rlrobust.models.common import check_model_args
+from rlrobust.models.common import check_model_args, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class WideBlock(nn.Module):
@@ -91,23 +89,5 @@ class WideResNet(nn.Module):
         return self.fc(self.head(self.layers(self.stem(self.normalize(x)))))
 
 
-def _factory(depth: int, widen_factor: int) -> Callable[..., WideResNet]:
-    def build(
-        *,
-        num_classes: int,
-        in_channels: int,
-        image_size: int,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        **kwargs: Any,
-    ) -> WideResNet:
-        return WideResNet(
-            num_classes, in_channels, image_size, mean, std, depth, widen_factor, **kwargs
-        )
-
-    build.__doc__ = f"WRN-{depth}-{widen_factor} (Zagoruyko & Komodakis 2016)."
-    return build
-
-
-wideresnet34_10 = MODELS.register("wideresnet34_10")(_factory(34, 10))
-wideresnet28_10 = MODELS.register("wideresnet28_10")(_factory(28, 10))
+register_model("wideresnet34_10", WideResNet, depth=34, widen_factor=10)
+register_model("wideresnet28_10", WideResNet, depth=28, widen_factor=10)

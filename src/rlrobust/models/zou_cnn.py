@@ -9,14 +9,12 @@ fc 256 -> ReLU -> fc num_classes. Pass ``widths`` / ``hidden`` to match other ch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
-from rlrobust.models.common import check_model_args, flat_features
+from rlrobust.models.common import check_model_args, flat_features, register_model
 from rlrobust.models.normalize import make_normalize
-from rlrobust.registry import MODELS
 
 
 class ZouCNN6(nn.Module):
@@ -54,14 +52,4 @@ class ZouCNN6(nn.Module):
         return self.classifier(self.features(self.normalize(x)))
 
 
-@MODELS.register("zou_cnn6")
-def zou_cnn6(
-    *,
-    num_classes: int,
-    in_channels: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs: Any,
-) -> ZouCNN6:
-    return ZouCNN6(num_classes, in_channels, image_size, mean, std, **kwargs)
+register_model("zou_cnn6", ZouCNN6)
