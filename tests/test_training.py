@@ -192,3 +192,13 @@ def test_learning_rate_schedules():
     assert lr_at_epoch(cosine, 0, 10) == pytest.approx(0.2)
     assert lr_at_epoch(cosine, 5, 10) == pytest.approx(0.1)
     assert lr_at_epoch(OptimConfig(lr=0.3), 7, 10) == 0.3
+
+
+def test_two_stage_can_switch_at_a_fixed_epoch(tmp_path):
+    # Kim Table 6: the first objective for a fixed number of epochs, whatever the accuracy.
+    cfg = digits_config(
+        **{**POLICY, "two_stage.switch_accuracy": "1.0", "two_stage.switch_epoch": "2"}
+    )
+    state = train_run(cfg, tmp_path / "run", log=lambda *_: None)
+    assert state["two_stage"] == {"stage": "main", "switch_epoch": 3}
+    assert [row["stage"] for row in state["metrics"]] == ["warmup", "warmup", "main"]

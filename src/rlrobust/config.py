@@ -76,6 +76,11 @@ class TwoStageConfig:
     switch_accuracy: float = option(
         0.80, "held-out accuracy (0-1) that triggers the switch to the main objective (Kim: 80%)"
     )
+    switch_epoch: int | None = option(
+        None,
+        "switch after this epoch instead, whatever the accuracy (Kim Table 6: 75); "
+        "default: switch on accuracy",
+    )
 
 
 @dataclass

@@ -84,18 +84,25 @@ def optimizer_from_files(optimizer: torch.optim.Optimizer, tensors: dict, meta: 
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save_checkpoint(run_dir: Path, model, optimizer, state: dict) -> None:
-    """Write epoch ``state['epoch']``'s files, then commit them by rewriting state.json."""
+def save_checkpoint(run_dir: Path, model, optimizer, step, state: dict) -> None:
+    """Write epoch ``state['epoch']``'s files, then commit them by rewriting state.json.
+
+    ``step`` is the training step (``steps.py``); its own state (e.g. L2L's attacker) is saved too.
+    """
     ckpt = run_dir / "checkpoints"
     tag = f"epoch{state['epoch']:04d}"
     save_weights(model, ckpt / f"model-{tag}.safetensors")
     tensors, meta = optimizer_to_files(optimizer)
     atomic_write_bytes(ckpt / f"optimizer-{tag}.safetensors", save(tensors))
+    step_tensors, step_meta = step.checkpoint_state()
+    atomic_write_bytes(ckpt / f"step-{tag}.safetensors", save(step_tensors))
     record = dict(
         state,
         model_file=f"checkpoints/model-{tag}.safetensors",
         optimizer_file=f"checkpoints/optimizer-{tag}.safetensors",
         optimizer_meta=meta,
+        step_file=f"checkpoints/step-{tag}.safetensors",
+        step_meta=step_meta,
     )
     atomic_write_json(run_dir / STATE_FILE, record)
     # The newest epoch is committed; older epoch files are no longer needed.
@@ -118,11 +125,14 @@ def read_state(run_dir: Path) -> dict | None:
         ) from None
 
 
-def load_checkpoint(run_dir: Path, model, optimizer) -> dict:
+def load_checkpoint(run_dir: Path, model, optimizer, step) -> dict:
     state = read_state(run_dir)
     if state is None:
         raise CheckpointError(f"{run_dir} holds no checkpoint to resume; start without --resume")
     load_weights(model, run_dir / state["model_file"])
+    step.restore_checkpoint_state(
+        _read_safetensors(run_dir / state["step_file"]), state["step_meta"]
+    )
     optimizer_from_files(
         optimizer, _read_safetensors(run_dir / state["optimizer_file"]), state["optimizer_meta"]
     )

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from rlrobust.training.steps import ObjectiveStep
+
 Objective = Callable[..., tuple[torch.Tensor, dict]]
 
 
@@ -17,20 +19,23 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator | None = None,
     *,
+    step=None,
+    epoch: int = 0,
     progress: bool = False,
     description: str = "train",
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; returns the batch-size-weighted mean of every stat.
 
     ``objective(logits, y, generator=...)`` returns ``(loss, stats)``; its stats (reward_mean,
-    action_accuracy, entropy, exploration_rate, ...) are logged under their own names.
+    action_accuracy, entropy, exploration_rate, ...) are logged under their own names. ``step``
+    (default: plain training, see ``steps.py``) turns a batch into a loss, e.g. adversarially.
     """
+    step = step or ObjectiveStep()
     model.train()
     totals: dict[str, float] = {}
     seen = 0
     for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
-        logits = model(x)
-        loss, stats = objective(logits, y, generator=generator)
+        loss, stats = step(model, x, y, objective, epoch=epoch, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

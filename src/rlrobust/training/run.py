@@ -31,6 +31,7 @@ from rlrobust.training.optim import build_optimizer, lr_at_epoch, set_lr
 from rlrobust.training.schedules import TwoStageState
 from rlrobust.training.setup import (
     augment_for,
+    build_step,
     load_splits,
     model_for,
     objective_for,
@@ -101,6 +102,7 @@ def train_run(
         else None
     )
     optimizer = build_optimizer(cfg.optim, model.parameters())
+    step = build_step(cfg, splits.train)
     loader = BatchLoader(
         splits.train,
         cfg.data.batch_size,
@@ -116,7 +118,7 @@ def train_run(
     if state is None:
         atomic_write_json(run_dir / "config.json", cfg.to_dict())
     else:
-        state = load_checkpoint(run_dir, model, optimizer)
+        state = load_checkpoint(run_dir, model, optimizer, step)
         start_epoch = state["epoch"]
         two_stage.restore(state["two_stage"])
         metrics = state["metrics"]
@@ -137,11 +139,13 @@ def train_run(
             objective,
             optimizer,
             generator,
+            step=step,
+            epoch=epoch,
             progress=progress,
             description=f"epoch {epoch + 1}/{cfg.train.epochs}",
         )
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
-        switched = two_stage.update(epoch + 1, heldout)
+        switched = two_stage.update(epoch + 1, heldout, cfg.two_stage.switch_epoch)
         row = {
             "epoch": epoch + 1,
             "stage": stage,
@@ -157,6 +161,7 @@ def train_run(
             run_dir,
             model,
             optimizer,
+            step,
             {
                 "epoch": epoch + 1,
                 "finished": finished,

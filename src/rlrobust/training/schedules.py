@@ -24,9 +24,16 @@ class TwoStageState:
         if not self.enabled:
             self.stage = "main"
 
-    def update(self, finished_epoch: int, heldout_accuracy: float) -> bool:
-        """Call after 1-based epoch ``finished_epoch``; returns True when the switch happens now."""
-        if self.stage == "warmup" and heldout_accuracy >= self.threshold:
+    def update(
+        self, finished_epoch: int, heldout_accuracy: float, at_epoch: int | None = None
+    ) -> bool:
+        """Call after 1-based epoch ``finished_epoch``; returns True when the switch happens now.
+
+        With ``at_epoch`` the switch happens after that epoch whatever the accuracy (Kim, Table 6:
+        TRADES with cross-entropy for 75 epochs, then Eq. 4 with greedy actions).
+        """
+        due = heldout_accuracy >= self.threshold if at_epoch is None else finished_epoch >= at_epoch
+        if self.stage == "warmup" and due:
             self.stage = "main"
             self.switch_epoch = finished_epoch + 1
             return True

@@ -12,6 +12,7 @@ from rlrobust.data import ImageData, load_dataset, split_validation
 from rlrobust.errors import ConfigError
 from rlrobust.models import build_model
 from rlrobust.registry import OBJECTIVES
+from rlrobust.training.steps import ObjectiveStep
 
 
 def resolve_device(name: str) -> torch.device:
@@ -77,3 +78,8 @@ def augment_for(cfg: DataConfig) -> str | None:
     if cfg.augment == "auto":
         return "crop_flip" if cfg.name.startswith("cifar") else None
     return None if cfg.augment == "none" else cfg.augment
+
+
+def build_step(cfg, train_data: ImageData):
+    """The training step for ``cfg``: plain training (adversarial methods plug in here)."""
+    return ObjectiveStep()
