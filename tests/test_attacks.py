@@ -23,13 +23,58 @@ from rlrobust.attacks import (
     project,
 )
 from rlrobust.attacks.base import choose_targets
+from rlrobust.attacks.l2l import build_attacker
 from rlrobust.attacks.losses import get_loss
 from rlrobust.errors import ConfigError, DataError, RLRobustError, UnknownNameError
+
+
+def digits_mlp_surrogate() -> nn.Module:
+    """A small MLP fitted on sklearn's digits (full-batch Adam), the transfer attack's surrogate.
+
+    Built once at import with a forked global RNG, so importing this module changes no random
+    state; it shares the data (not the architecture) with the `trained` fixture's model.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = torch.tensor(data.images[:1500], dtype=torch.float32).flatten(1) / 16.0
+    y = torch.tensor(data.target[:1500], dtype=torch.int64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+        for _ in range(60):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+SURROGATE = digits_mlp_surrogate()
+
 
 # Settings for every registered attack, per norm. A new attack must add an entry here (the
 # test `test_every_registered_attack_has_settings` fails otherwise). The "random" entry turns on
 # whatever randomness the attack has, for the seed tests.
+def untrained_l2l_attacker() -> nn.Module:
+    """A fixed, untrained L2L attacker; the contract tests fine-tune a copy (fit_steps)."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    attacker = build_attacker("slim", 1, "gradient")
+    torch.random.set_rng_state(state)
+    return attacker
+
+
+L2L_ATTACKER = untrained_l2l_attacker()
+
 SETTINGS: dict[str, dict[str, dict]] = {
+    "l2l": {
+        "linf": {"attacker": L2L_ATTACKER, "eps": 0.1, "norm": "linf", "fit_steps": 2},
+        "l2": {"attacker": L2L_ATTACKER, "eps": 1.0, "norm": "l2", "fit_steps": 2},
+        "random": {"random_start": True},
+    },
     "fgsm": {
         "linf": {"eps": 0.1, "norm": "linf"},
         "l2": {"eps": 1.0, "norm": "l2"},
@@ -40,7 +85,39 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "l2": {"eps": 1.0, "norm": "l2", "steps": 10},
         "random": {"random_start": True},
     },
+    "mpgd": {
+        "linf": {"eps": 0.1, "norm": "linf", "steps": 10},
+        "l2": {"eps": 1.0, "norm": "l2", "steps": 10},
+        "random": {"random_start": True},
+    },
+    "square": {
+        # The schedule of p is stretched to the small budget, so 150 queries suffice on 8x8 images.
+        "linf": {"eps": 0.1, "norm": "linf", "n_queries": 150, "rescale_schedule": True},
+        "l2": {"eps": 1.0, "norm": "l2", "n_queries": 150, "rescale_schedule": True},
+        "random": {},
+    },
+    "autoattack": {
+        "linf": {
+            "eps": 0.1,
+            "norm": "linf",
+            "version": "custom",
+            "attacks": ["apgd-ce"],
+            "n_iter": 10,
+        },
+        "l2": {"eps": 1.0, "norm": "l2", "version": "custom", "attacks": ["apgd-ce"], "n_iter": 10},
+        "random": {},
+    },
+    "transfer": {
+        "linf": {"surrogate": SURROGATE, "base": "mpgd", "eps": 0.1, "norm": "linf"},
+        "l2": {"surrogate": SURROGATE, "base": "mpgd", "eps": 1.0, "norm": "l2"},
+        "random": {"base_settings": {"random_start": True}},
+    },
 }
+# Attacks that return the clean x wherever they fail (AutoAttack, as pyautoattack does). On the
+# contract tests' random batch nothing may be fooled at eps = 0.1 (the one correctly classified
+# point is robust there), so "the points moved" is checked as "exactly the fooled points moved";
+# `test_attack_lowers_accuracy_of_trained_model` still rules out an identity attack.
+KEEPS_CLEAN_IF_NOT_FOOLED = {"autoattack"}
 NORMS = ("linf", "l2")
 CASES = [(name, norm) for name in ATTACKS.names() for norm in NORMS]
 
@@ -168,6 +245,12 @@ def test_output_inside_ball_and_pixel_range(name, norm):
     assert distance(x_adv, x, norm).max().item() <= eps + 1e-6
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
     assert not x_adv.requires_grad
+    if name in KEEPS_CLEAN_IF_NOT_FOOLED:
+        with torch.no_grad():
+            fooled = (model(x).argmax(1) == y) & (model(x_adv).argmax(1) != y)
+        assert torch.equal(x_adv[~fooled], x[~fooled])
+        assert (distance(x_adv[fooled], x[fooled], norm) > 0).all()
+        return
     # The attack did move the points (an identity "attack" would pass the checks above).
     assert distance(x_adv, x, norm).max().item() > 0.5 * eps
 
@@ -259,9 +342,12 @@ def test_same_seed_same_output(name, norm):
 
 
 @pytest.mark.parametrize(("name", "norm"), CASES)
-def test_different_seed_with_random_start_differs(name, norm):
+def test_different_seed_with_random_start_differs(name, norm, request):
     model = tiny_conv().eval()
     x, y = batch()
+    if name in KEEPS_CLEAN_IF_NOT_FOOLED:
+        # The seed can only show on fooled points: use the trained model, where many are fooled.
+        model, x, y = request.getfixturevalue("trained")
     random = SETTINGS[name]["random"]
     a = make_attack(name, norm, **random, seed=0)(model, x, y)
     b = make_attack(name, norm, **random, seed=1)(model, x, y)

@@ -77,7 +77,14 @@ def test_labels_outside_the_class_range():
     with pytest.raises(DataError, match="10"):
         FGSM(eps=0.1)(tiny_model(), x, torch.tensor([0, 1, 2, 10]))
     with pytest.raises(DataError, match="label"):
-        ImageData(torch.zeros(2, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 12]), 10, "bad", (0.0,), (1.0,))
+        ImageData(
+            torch.zeros(2, 1, 8, 8, dtype=torch.uint8),
+            torch.tensor([0, 12]),
+            10,
+            "bad",
+            (0.0,),
+            (1.0,),
+        )
 
 
 def test_nan_inputs_are_refused():
@@ -103,7 +110,12 @@ def test_checkpoints_are_never_unpickled(tmp_path):
 
 def test_run_directory_with_a_finished_run_is_left_alone(tmp_path):
     cfg = load_config(
-        overrides={"data.name": "digits", "data.train_subset": 100, "model.name": "mlp", "train.epochs": 1}
+        overrides={
+            "data.name": "digits",
+            "data.train_subset": 100,
+            "model.name": "mlp",
+            "train.epochs": 1,
+        }
     )
     train_run(cfg, tmp_path / "run", log=lambda *_: None)
     snapshot = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}

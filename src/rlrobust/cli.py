@@ -1,4 +1,4 @@
-"""Command line: ``rlrobust train | evaluate | demo``.
+"""Command line: ``rlrobust train | evaluate | diagnose | demo``.
 
 Every config field is an option (``--train.epochs 5``, ``--objective.options '{"lam": 1.5}'``),
 documented from the config's own help texts, so ``--help`` always matches the code.
@@ -23,6 +23,11 @@ TRAIN_EPILOG = """examples:
 
 EVALUATE_EPILOG = """examples:
   rlrobust evaluate runs/ce
+  rlrobust evaluate runs/ce --name standard --eval.preset standard --eval.eps 0.3 --eval.n_examples 1000
+  rlrobust evaluate runs/kim --eval.preset quick --eval.eps 0.1 --eval.surrogate runs/ce --eval.masking
+  rlrobust evaluate runs/kim --eval.eps_curve '[0.05, 0.1, 0.2, 0.3]' --eval.attacks '[]'
+  rlrobust evaluate --model mypkg.models:build --weights w.safetensors --data.name mnist \\
+      --eval.preset standard --eval.eps 0.3 --out results/mine
   rlrobust evaluate runs/ce --eval.attacks '[{"name": "pgd", "settings": {"eps": 0.3, "steps": 100}}]'
 """
 
@@ -108,15 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
-        help="attack a trained run and write its evaluation record",
+        help="attack a trained run (or any model) and write its evaluation record",
         epilog=EVALUATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("run", help="run directory written by `rlrobust train`")
+    evaluate.add_argument("run", nargs="?", help="run directory written by `rlrobust train`")
+    evaluate.add_argument(
+        "--model",
+        help="bring your own model: MODULE:FUNCTION that returns an nn.Module taking [0, 1] images "
+        "and returning logits (called without arguments); use with --data.name and --out",
+    )
+    evaluate.add_argument("--weights", help="safetensors weights to load into --model")
+    evaluate.add_argument(
+        "--out", help="result folder for --model (default for runs: the run directory)"
+    )
     evaluate.add_argument(
         "--name",
         default="evaluation",
-        help="base name of the result files in the run directory (default: evaluation)",
+        help="base name of the result files (default: evaluation)",
     )
     evaluate.add_argument(
         "--overwrite", action="store_true", help="replace existing result files of that name"
@@ -124,7 +138,53 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--quiet", action="store_true", help="print nothing but errors; no progress bars"
     )
-    add_config_options(evaluate, {"eval", "data.data_dir", "data.eval_batch_size", "train.device"})
+    add_config_options(
+        evaluate, {"eval", "data.name", "data.data_dir", "data.eval_batch_size", "train.device"}
+    )
+
+    diagnose = sub.add_parser(
+        "diagnose",
+        help="why is it robust: masking checks, gradient indicators, entropy, landscapes, sharpness",
+        description="Measure each indicator on one or more runs and draw them side by side. "
+        "With no part selected, all parts run.",
+    )
+    diagnose.add_argument("runs", nargs="+", help="run directories written by `rlrobust train`")
+    for part, text in [
+        ("masking", "gradient-masking checks and a verdict (docs/masking_flags.md)"),
+        ("gradients", "static and dynamic input-gradient indicators (Zou et al.)"),
+        ("entropy", "predictive entropy on clean and PGD inputs"),
+        (
+            "landscape",
+            "weight-space (filter-normalised, Kim Eq. 30) and input-space loss landscapes",
+        ),
+        ("sharpness", "top Hessian eigenvalue and Hessian trace"),
+    ]:
+        diagnose.add_argument(f"--{part}", action="store_true", help=text)
+    diagnose.add_argument(
+        "--eps", type=float, required=True, help="threat-model radius, e.g. 0.1 (MNIST)"
+    )
+    diagnose.add_argument(
+        "--norm", default="linf", choices=["linf", "l2"], help="threat model (default: linf)"
+    )
+    diagnose.add_argument(
+        "--n-examples", type=int, default=500, help="test images to use (default: 500)"
+    )
+    diagnose.add_argument(
+        "--landscape-points",
+        type=int,
+        default=21,
+        help="grid points per landscape axis (default: 21; Kim used 50)",
+    )
+    diagnose.add_argument(
+        "--seed", type=int, default=0, help="seed for points, directions and noise"
+    )
+    diagnose.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    diagnose.add_argument(
+        "--out",
+        help="folder for the combined record and figures "
+        "(default: diagnostics/ beside the first run)",
+    )
+    diagnose.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     demo = sub.add_parser(
         "demo", help="offline demo on scikit-learn's digits: CE vs policy, FGSM and PGD"
@@ -179,70 +239,160 @@ def cmd_train(args: argparse.Namespace) -> int:
     state = train_run(cfg, out, resume=args.resume, progress=progress_enabled(args), log=log)
     log(f"finished {state['epoch']} epochs; weights in {out / 'model.safetensors'}")
     if args.evaluate:
-        return run_evaluation(out, {}, "evaluation", False, args)
+        return cmd_evaluate(
+            argparse.Namespace(
+                run=str(out),
+                model=None,
+                weights=None,
+                out=None,
+                name="evaluation",
+                overwrite=False,
+                quiet=args.quiet,
+            )
+        )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    return run_evaluation(Path(args.run), overrides_from(args), args.name, args.overwrite, args)
+    from rlrobust.evaluation.report import write_evaluation
+    from rlrobust.evaluation.suite import run_suite
+    from rlrobust.training.setup import resolve_device
+
+    cfg, model, out = evaluation_target(args)
+    outputs = [out / f"{args.name}{suffix}" for suffix in (".json", ".md", "-per-sample.json")]
+    if not args.overwrite and any(p.exists() for p in outputs):
+        raise RLRobustError(
+            f"{outputs[0]} already exists; pass --name NEW_NAME to keep both, or --overwrite to replace it"
+        )
+    device = resolve_device(cfg.train.device)
+    test = load_test_split(cfg)
+    model = model.to(device)
+    log = make_logger(args)
+    log(f"evaluating {args.run or args.model} on {len(test)} {cfg.data.name} test images")
+    result = run_suite(
+        model,
+        test,
+        attacks=[] if cfg.eval.preset else cfg.eval.attacks,
+        preset=cfg.eval.preset,
+        eps=cfg.eval.eps,
+        norm=cfg.eval.norm,
+        surrogate=cfg.eval.surrogate,
+        eps_curve=cfg.eval.eps_curve,
+        masking=cfg.eval.masking,
+        masking_budget=cfg.eval.masking_budget,
+        cascade=cfg.eval.cascade,
+        batch_size=cfg.data.eval_batch_size,
+        device=device,
+        seed=cfg.eval.seed,
+        progress=progress_enabled(args),
+    )
+    table = write_evaluation(
+        out, args.name, result, cfg, title=Path(args.run).name if args.run else args.model
+    )
+    log(table)
+    if not result["evaluation"]["audit_passed"]:
+        print(f"WARNING: the constraint audit failed; see {outputs[0]}", file=sys.stderr)
+        return 3
+    return 0
 
 
-def run_evaluation(run_dir: Path, overrides: dict, name: str, overwrite: bool, args) -> int:
-    from rlrobust.evaluation.protocol import evaluate, markdown_table
-    from rlrobust.files import atomic_write_json, atomic_write_text
-    from rlrobust.reporting.report import attack_settings_lines
+def evaluation_target(args: argparse.Namespace):
+    """(config, model, output folder) for a run directory or a user's MODULE:FUNCTION."""
+    from rlrobust.models.external import load_model_function
     from rlrobust.training.checkpoint import load_weights
     from rlrobust.training.run import saved_config
-    from rlrobust.training.setup import load_splits, model_for, resolve_device
+    from rlrobust.training.setup import model_for
 
+    overrides = overrides_from(args)
+    if (args.run is None) == (args.model is None):
+        raise RLRobustError("give either a run directory or --model MODULE:FUNCTION (not both)")
+    if args.model is not None:
+        if not args.out:
+            raise RLRobustError("--model needs --out DIR: the folder for the result files")
+        cfg = load_config(overrides=overrides)
+        model = load_model_function(args.model)
+        if args.weights:
+            load_weights(model, args.weights)
+        return cfg, model, Path(args.out)
+    run_dir = Path(args.run)
     if not (run_dir / "config.json").is_file():
         raise RLRobustError(
             f"{run_dir} is not a run directory (no config.json); give the --out of `rlrobust train`"
         )
-    outputs = [run_dir / f"{name}{suffix}" for suffix in (".json", ".md", "-per-sample.json")]
-    if not overwrite and any(p.exists() for p in outputs):
+    if args.weights:
         raise RLRobustError(
-            f"{outputs[0]} already exists; pass --name NEW_NAME to keep both, or --overwrite to replace it"
+            "--weights goes with --model; a run directory brings its own model.safetensors"
         )
     cfg = saved_config(run_dir)
+    if "data.name" in overrides and overrides["data.name"] != cfg.data.name:
+        raise RLRobustError(f"{run_dir} was trained on {cfg.data.name}; drop --data.name")
     for key, value in overrides.items():
         set_by_path(cfg, key, value)
     validate(cfg)
-    device = resolve_device(cfg.train.device)
-    splits = load_splits(cfg.data, cfg.train.seed)
-    test = splits.test
+    test = load_test_split(cfg)
+    model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors")
+    return cfg, model, Path(args.out) if args.out else run_dir
+
+
+def load_test_split(cfg):
+    from rlrobust.data import load_dataset
+
+    test = load_dataset(
+        cfg.data.name, "test", data_dir=cfg.data.data_dir, download=cfg.data.download
+    )
+    if cfg.data.test_subset is not None:  # the same subset as training's held-out split
+        test = test.take(cfg.data.test_subset, cfg.train.seed)
     if cfg.eval.n_examples is not None:
         test = test.take(min(cfg.eval.n_examples, len(test)), cfg.eval.seed)
-    model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors").to(device)
+    return test
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from rlrobust.diagnostics.analysis import PARTS, analyse, plot_analysis, summary_table
+    from rlrobust.files import atomic_write_json, atomic_write_text
+    from rlrobust.training.checkpoint import load_weights
+    from rlrobust.training.run import saved_config
+    from rlrobust.training.setup import model_for, resolve_device
+
+    parts = [part for part in PARTS if getattr(args, part)] or list(PARTS)
+    device = resolve_device(args.device)
     log = make_logger(args)
-    log(f"evaluating {run_dir} on {len(test)} {cfg.data.name} test images")
-    record = evaluate(
-        model,
-        test,
-        cfg.eval.attacks,
-        batch_size=cfg.data.eval_batch_size,
-        device=device,
-        cascade=cfg.eval.cascade,
-        progress=progress_enabled(args),
-    )
-    per_sample = record.pop("per_sample")
-    record["config"] = cfg.to_dict()
-    atomic_write_json(outputs[2], per_sample)
-    atomic_write_json(outputs[0], record)
-    table = markdown_table({run_dir.name: record})
+    records = {}
+    for run in args.runs:
+        run_dir = Path(run)
+        if not (run_dir / "config.json").is_file():
+            raise RLRobustError(f"{run_dir} is not a run directory (no config.json)")
+        cfg = saved_config(run_dir)
+        cfg.eval.n_examples = args.n_examples
+        test = load_test_split(cfg)
+        model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors")
+        log(f"diagnosing {run_dir.name} on {len(test)} images: {', '.join(parts)}")
+        record = analyse(
+            model,
+            test,
+            eps=args.eps,
+            norm=args.norm,
+            parts=parts,
+            training_loss=(cfg.objective.name, cfg.objective.options),
+            landscape_points=args.landscape_points,
+            seed=args.seed,
+            device=device,
+            log=log,
+        )
+        atomic_write_json(run_dir / "diagnostics.json", record)
+        records[run_dir.name] = record
+    out = Path(args.out) if args.out else Path(args.runs[0]).parent / "diagnostics"
+    atomic_write_json(out / "diagnostics.json", records)
+    figures = plot_analysis(records, out)
+    table = summary_table(records)
     atomic_write_text(
-        outputs[1],
+        out / "diagnostics.md",
         "\n".join(
-            [f"# Evaluation of {run_dir.name}", "", table, "", *attack_settings_lines(record), ""]
+            ["# Diagnostics", "", table, "", *[f"![{p.stem}]({p.name})" for p in figures], ""]
         ),
     )
     log(table)
-    if not record["audit_passed"]:
-        print(
-            "WARNING: the constraint audit failed; see the audit entries in " + str(outputs[0]),
-            file=sys.stderr,
-        )
-        return 3
+    log(f"figures and records in {out}")
     return 0
 
 
@@ -262,7 +412,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"train": cmd_train, "evaluate": cmd_evaluate, "demo": cmd_demo}
+    handlers = {
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "diagnose": cmd_diagnose,
+        "demo": cmd_demo,
+    }
     try:
         return handlers[args.command](args)
     except RLRobustError as error:

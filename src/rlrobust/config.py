@@ -118,6 +118,120 @@ class EvalConfig:
     )
     n_examples: int | None = option(None, "evaluate on this many test images (default: all)")
     seed: int = option(0, "seed for the choice of test images and the attacks' randomness")
+    preset: str | None = option(
+        None,
+        "named attack list that replaces eval.attacks: quick, standard (AutoAttack's "
+        "standard version beside FGSM and PGD-40; the one to cite) or thorough",
+    )
+    eps: float | None = option(
+        None,
+        "threat-model radius in pixel units for eval.preset, eval.eps_curve and the masking "
+        "checks, e.g. 0.3 for MNIST or 0.0314 (8/255) for CIFAR",
+    )
+    norm: str = option(
+        "linf", "threat model of eval.preset, eval.eps_curve and masking checks: linf or l2"
+    )
+    surrogate: str | None = option(
+        None,
+        "run directory (from `rlrobust train`) of a surrogate model: adds transfer attacks "
+        "(PGD and momentum PGD crafted on it)",
+    )
+    eps_curve: list = option(
+        [], "eps values for a robust-accuracy-against-eps curve (PGD), e.g. [0.05, 0.1, 0.2]"
+    )
+    masking: bool = option(False, "also run the gradient-masking checks and give a verdict")
+    masking_budget: str = option("quick", "cost of the masking checks: quick or standard")
+
+
+#: the defences that ``adversarial.method`` names (docs/defences.md).
+ADVERSARIAL_METHODS = ("none", "fgsm_at", "pgd_at", "trades", "rl_adv", "l2l")
+L2L_VARIANTS = ("plain", "gradient", "two_step")
+L2L_ARCHS = ("slim", "two_layer")
+
+
+@dataclass
+class AdversarialConfig:
+    """Adversarial defences: each method is a training step of the same loop (docs/defences.md).
+
+    Every perturbation is in the Linf ball of radius ``eps`` around the clean image and in
+    [0, 1]. Fields left at ``None`` take the method's default (see ``resolved``).
+    """
+
+    method: str = option(
+        "none",
+        "defence: none, fgsm_at (Gupta Alg. 1; Wong et al. with random_start), pgd_at (Madry), "
+        "trades (Zhang et al.), rl_adv (Zou et al.), l2l (learned attacker)",
+    )
+    eps: float | None = option(
+        None,
+        "Linf radius in [0, 1] pixel units (default: 0.01 for rl_adv as Zou et al., else 8/255)",
+    )
+    attack: str = option("fgsm", "rl_adv only: the attack that makes x_adv, fgsm or pgd")
+    steps: int = option(10, "iterations of the PGD attacks (pgd_at, trades, rl_adv with pgd)")
+    step_size: float | None = option(None, "step of the PGD attacks (default: eps / 4)")
+    random_start: bool | None = option(
+        None,
+        "start the attack from a uniform point of the eps-ball (default: no for FGSM, as Gupta "
+        "Alg. 1 and Zou et al.; true gives Wong et al.'s fast AT; yes for PGD, as Madry)",
+    )
+    alpha: float | None = option(
+        None, "FGSM step (default: eps, or 1.25 * eps with a random start as Wong et al.)"
+    )
+    attack_loss: str = option(
+        "auto",
+        "loss the attack maximises: ce, or objective (the current objective with actions fixed "
+        "greedily on clean x); auto: objective for rl_adv, ce for fgsm_at, pgd_at and l2l",
+    )
+    start_epoch: int | None = option(
+        None,
+        "first epoch (0-based) trained adversarially; earlier ones train on clean images "
+        "(default: 50 for rl_adv as Zou et al., else 0)",
+    )
+    eps_ramp_epochs: int = option(
+        0, "grow eps linearly to its value over the first k adversarial epochs (0: no ramp)"
+    )
+    adv_rate: float = option(0.2, "rl_adv: weight of L_PG(x_adv) (Zou et al.: 0.2)")
+    beta: float = option(6.0, "trades: weight of the KL term (Zhang et al.: 6; Kim Table 6: 6)")
+    l2l_variant: str = option(
+        "gradient",
+        "l2l: plain (image only), gradient (image and its input gradient) or two_step",
+    )
+    l2l_arch: str = option("slim", "l2l attacker network: slim (4 narrow convs) or two_layer")
+    l2l_lr: float = option(1e-3, "l2l: Adam learning rate of the attacker network")
+    monitor_size: int = option(
+        512,
+        "images of the held-out split (validation if held out, else test) attacked with FGSM "
+        "and PGD after every epoch to detect catastrophic overfitting (0: off)",
+    )
+    monitor_steps: int = option(10, "PGD steps of the end-of-epoch monitor")
+    overfit_drop: float = option(
+        0.2,
+        "flag catastrophic overfitting when monitor PGD accuracy falls this far (0-1) below its "
+        "best while FGSM accuracy does not fall",
+    )
+    stop_on_overfitting: bool = option(
+        False, "end the run when catastrophic overfitting is flagged (Wong et al.'s early stop)"
+    )
+
+    def resolved(self) -> AdversarialConfig:
+        """A copy with every ``None`` / ``auto`` replaced by the method's default."""
+        eps = self.eps if self.eps is not None else (0.01 if self.method == "rl_adv" else 8 / 255)
+        fgsm = self.method == "fgsm_at" or (self.method == "rl_adv" and self.attack == "fgsm")
+        attack_loss = self.attack_loss
+        if attack_loss == "auto":
+            attack_loss = "objective" if self.method == "rl_adv" else "ce"
+        return dataclasses.replace(
+            self,
+            eps=eps,
+            step_size=self.step_size if self.step_size is not None else eps / 4,
+            random_start=self.random_start if self.random_start is not None else not fgsm,
+            attack_loss=attack_loss,
+            start_epoch=(
+                self.start_epoch
+                if self.start_epoch is not None
+                else (50 if self.method == "rl_adv" else 0)
+            ),
+        )
 
 
 @dataclass
@@ -129,6 +243,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -166,7 +281,8 @@ def from_dict(cls: type, values: dict, path: str = "") -> Any:
 def coerce(value: Any, annotation: Any, key: str) -> Any:
     """Convert a value (possibly a command-line string) to the field's declared type."""
     options = typing.get_args(annotation) if typing.get_origin(annotation) else (annotation,)
-    if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
+    spelled_empty = isinstance(value, str) and value.lower() in {"none", "null"}
+    if value is None or (spelled_empty and type(None) in options):
         if type(None) in options:
             return None
         raise ConfigError(f"config key {key!r} cannot be empty; give a value")
@@ -287,6 +403,17 @@ def validate(cfg: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    validate_adversarial(cfg.adversarial, cfg.train.epochs)
+    if cfg.eval.norm not in {"linf", "l2"}:
+        raise ConfigError("eval.norm must be linf or l2")
+    if cfg.eval.masking_budget not in {"quick", "standard"}:
+        raise ConfigError("eval.masking_budget must be quick or standard")
+    needs_eps = cfg.eval.preset or cfg.eval.masking or cfg.eval.surrogate
+    if needs_eps and cfg.eval.eps is None:
+        raise ConfigError(
+            "eval.preset, eval.surrogate and eval.masking need the threat model: give --eval.eps "
+            "(e.g. 0.3 for MNIST, 0.0314 for CIFAR-10)"
+        )
     for spec in cfg.eval.attacks:
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(
@@ -297,3 +424,74 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(
                 f"eval.attacks entry {spec!r} has unknown keys {sorted(extra)}; use name and settings"
             )
+
+
+def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key} = {value!r} is unknown; choose one of: {', '.join(choices)}")
+
+
+def validate_adversarial(adv: AdversarialConfig, epochs: int) -> None:
+    """Range checks of the ``adversarial`` section; each error names the field and the fix."""
+    _choice(adv.method, "adversarial.method", ADVERSARIAL_METHODS)
+    _choice(adv.attack, "adversarial.attack", ("fgsm", "pgd"))
+    _choice(adv.attack_loss, "adversarial.attack_loss", ("auto", "ce", "objective"))
+    _choice(adv.l2l_variant, "adversarial.l2l_variant", L2L_VARIANTS)
+    _choice(adv.l2l_arch, "adversarial.l2l_arch", L2L_ARCHS)
+    checks = [
+        (
+            adv.eps is None or 0.0 < adv.eps <= 1.0,
+            f"adversarial.eps = {adv.eps} must lie in (0, 1]: it is a radius in [0, 1] pixel "
+            "units, e.g. 8/255 = 0.0314 or 0.3 for MNIST",
+        ),
+        (adv.steps >= 1, f"adversarial.steps = {adv.steps} must be >= 1, e.g. 10"),
+        (
+            adv.step_size is None or adv.step_size > 0,
+            f"adversarial.step_size = {adv.step_size} must be > 0 (default: eps / 4)",
+        ),
+        (
+            adv.alpha is None or adv.alpha > 0,
+            f"adversarial.alpha = {adv.alpha} must be > 0 (default: eps or 1.25 * eps)",
+        ),
+        (
+            adv.start_epoch is None or adv.start_epoch >= 0,
+            f"adversarial.start_epoch = {adv.start_epoch} must be >= 0",
+        ),
+        (
+            adv.eps_ramp_epochs >= 0,
+            f"adversarial.eps_ramp_epochs = {adv.eps_ramp_epochs} must be >= 0 (0: no ramp)",
+        ),
+        (adv.adv_rate >= 0, f"adversarial.adv_rate = {adv.adv_rate} must be >= 0, e.g. 0.2"),
+        (adv.beta >= 0, f"adversarial.beta = {adv.beta} must be >= 0, e.g. 6.0 (Zhang et al.)"),
+        (adv.l2l_lr > 0, f"adversarial.l2l_lr = {adv.l2l_lr} must be > 0, e.g. 0.001"),
+        (adv.monitor_size >= 0, f"adversarial.monitor_size = {adv.monitor_size} must be >= 0"),
+        (adv.monitor_steps >= 1, f"adversarial.monitor_steps = {adv.monitor_steps} must be >= 1"),
+        (
+            0.0 < adv.overfit_drop <= 1.0,
+            f"adversarial.overfit_drop = {adv.overfit_drop} is a fraction in (0, 1], e.g. 0.2",
+        ),
+        (
+            not adv.stop_on_overfitting or adv.monitor_size > 0,
+            "adversarial.stop_on_overfitting needs the monitor; set adversarial.monitor_size > 0",
+        ),
+        (
+            adv.method == "rl_adv" or adv.attack == "fgsm",
+            "adversarial.attack chooses rl_adv's attack only; for PGD adversarial training "
+            "set adversarial.method = pgd_at",
+        ),
+        (
+            adv.method != "trades" or adv.attack_loss == "auto",
+            "adversarial.attack_loss does not apply to trades (its attack maximises the KL "
+            "term); leave it at auto",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    start = adv.resolved().start_epoch
+    if adv.method != "none" and start >= epochs:
+        raise ConfigError(
+            f"adversarial.start_epoch is {start} but the run has only {epochs} epochs, so "
+            f"{adv.method} would never train adversarially; lower adversarial.start_epoch "
+            "or raise train.epochs"
+        )

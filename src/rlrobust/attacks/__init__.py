@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from rlrobust.attacks.autoattack import AutoAttack
 from rlrobust.attacks.base import (
     Attack,
     clamp01,
@@ -25,13 +26,22 @@ from rlrobust.attacks.base import (
     project,
 )
 from rlrobust.attacks.fgsm import FGSM
+from rlrobust.attacks.l2l import L2LAttack
 from rlrobust.attacks.losses import LOSSES, TARGETED_LOSSES, get_loss
+from rlrobust.attacks.momentum import MomentumPGD
 from rlrobust.attacks.pgd import PGD
+from rlrobust.attacks.square import Square
+from rlrobust.attacks.transfer import TransferAttack, load_run_model, success_on
 from rlrobust.errors import ConfigError
 from rlrobust.registry import ATTACKS
 
 ATTACKS.register("fgsm")(FGSM)
 ATTACKS.register("pgd")(PGD)
+ATTACKS.register("autoattack")(AutoAttack)
+ATTACKS.register("square")(Square)
+ATTACKS.register("transfer")(TransferAttack)
+ATTACKS.register("mpgd")(MomentumPGD)
+ATTACKS.register("l2l")(L2LAttack)
 
 
 def valid_settings(name: str) -> list[str]:
@@ -67,13 +77,19 @@ __all__ = [
     "PGD",
     "TARGETED_LOSSES",
     "Attack",
+    "AutoAttack",
+    "MomentumPGD",
+    "Square",
+    "TransferAttack",
     "build_attack",
     "clamp01",
     "get_loss",
     "input_gradient",
     "list_attacks",
+    "load_run_model",
     "model_frozen",
     "normalize_l2",
     "project",
+    "success_on",
     "valid_settings",
 ]

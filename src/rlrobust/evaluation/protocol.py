@@ -41,6 +41,15 @@ def as_attacks(attacks: Sequence) -> list[tuple[str, object]]:
     return built
 
 
+def _add_breakdown(totals: dict[str, dict[str, int]], label: str, attack) -> None:
+    """Sum an ensemble's per-call ``last_breakdown`` (AutoAttack) over batches."""
+    breakdown = getattr(attack, "last_breakdown", None)
+    if isinstance(breakdown, dict):
+        total = totals.setdefault(label, {})
+        for member, count in breakdown.items():
+            total[member] = total.get(member, 0) + int(count)
+
+
 def _check_output(logits: torch.Tensor, n: int) -> None:
     if logits.ndim != 2 or logits.shape[0] != n:
         raise RLRobustError(
@@ -69,6 +78,7 @@ def evaluate(
     labelled = as_attacks(attacks)
     audits = {label: AuditAccumulator(float(a.eps), a.norm) for label, a in labelled}
     seconds = dict.fromkeys(audits, 0.0)
+    breakdowns: dict[str, dict[str, int]] = {}  # ensembles: which member fooled how many points
     clean_correct: list[torch.Tensor] = []
     survived = {label: [] for label in audits}  # per attack: robust flag of every sample
     robust_all: list[torch.Tensor] = []
@@ -102,6 +112,7 @@ def evaluate(
                     seconds[label] += time.perf_counter() - started
                     audits[label].add(x_adv.detach(), x[index])
                     flags[index] = still
+                    _add_breakdown(breakdowns, label, attack)
                 if cascade:
                     flags &= robust
                 robust &= flags
@@ -116,8 +127,10 @@ def evaluate(
     entries = []
     for label, attack in labelled:
         flags = torch.cat(survived[label]) if survived[label] else clean
+        extra = {"breakdown": breakdowns[label]} if label in breakdowns else {}
         entries.append(
             {
+                **extra,
                 "label": label,
                 "attack": attack.describe() if hasattr(attack, "describe") else {"name": label},
                 "accuracy": float(flags.float().mean()) if n else 0.0,

@@ -65,3 +65,22 @@ def plot_runs_summary(
     if evaluations:
         bars.legend()
     return _save(fig, Path(path))
+
+
+def plot_eps_curves(curves: dict[str, dict], path: str | Path) -> Path:
+    """Robust accuracy against eps, one line per model (records from ``robustness_curve``)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, curve in curves.items():
+        eps = [p["eps"] for p in curve["points"]]
+        ax.plot(eps, [100 * p["accuracy"] for p in curve["points"]], marker="o", ms=3, label=name)
+    first = next(iter(curves.values()), {"attack": "", "norm": ""})
+    ax.set(
+        xlabel=f"eps ({first['norm']})",
+        ylabel="robust accuracy (%)",
+        ylim=(0, 100),
+        title=f"robust accuracy against eps ({first['attack']})",
+    )
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend()
+    return _save(fig, Path(path))

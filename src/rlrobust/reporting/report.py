@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from rlrobust.evaluation.protocol import markdown_table
-
-
-def attack_settings_lines(evaluation: dict) -> list[str]:
-    lines = []
-    for entry in evaluation["attacks"]:
-        settings = ", ".join(f"{k}={v}" for k, v in entry["attack"].items() if k != "name")
-        audit = (
-            "audit passed"
-            if entry["audit"]["passed"]
-            else "AUDIT FAILED: " + "; ".join(entry["audit"]["problems"])
-        )
-        lines.append(f"- `{entry['label']}`: {settings} ({audit}; {entry['seconds']:.1f} s)")
-    return lines
+from rlrobust.evaluation.report import attack_lines
 
 
 def comparison_report(
@@ -30,7 +18,7 @@ def comparison_report(
         markdown_table(evaluations),
         "",
         "Attacks:",
-        *attack_settings_lines(first),
+        *attack_lines(first),
         "",
     ]
     if notes:

@@ -146,17 +146,26 @@ def train_run(
         )
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
         switched = two_stage.update(epoch + 1, heldout, cfg.two_stage.switch_epoch)
+        # A step may monitor the epoch (adversarial defences: catastrophic overfitting) and ask
+        # to stop; an early-stopped run counts as finished.
+        epoch_metrics, stop_reason = {}, None
+        end_of_epoch = getattr(step, "end_of_epoch", None)
+        if end_of_epoch is not None:
+            epoch_metrics, stop_reason = end_of_epoch(
+                model, epoch, heldout=splits.heldout, run_dir=run_dir, log=log
+            )
         row = {
             "epoch": epoch + 1,
             "stage": stage,
             "lr": lr,
             **{f"train_{k}": v for k, v in stats.items()},
             f"{splits.heldout_name}_accuracy": heldout,
+            **epoch_metrics,
             "epoch_seconds": time.perf_counter() - started,
         }
         metrics.append(row)
         write_metrics_csv(run_dir / "metrics.csv", metrics)
-        finished = epoch + 1 == cfg.train.epochs
+        finished = epoch + 1 == cfg.train.epochs or stop_reason is not None
         save_checkpoint(
             run_dir,
             model,
@@ -165,11 +174,16 @@ def train_run(
             {
                 "epoch": epoch + 1,
                 "finished": finished,
+                "stopped_early": stop_reason is not None,
+                "stop_reason": stop_reason,
                 "two_stage": two_stage.to_dict(),
                 "metrics": metrics,
             },
         )
         log(format_epoch(row) + (f"  -> switching to {cfg.objective.name}" if switched else ""))
+        if stop_reason is not None:
+            log(f"stopping early after epoch {epoch + 1}: {stop_reason}")
+            break
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not finished:
             break
     return read_state(run_dir)

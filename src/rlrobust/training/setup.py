@@ -81,5 +81,29 @@ def augment_for(cfg: DataConfig) -> str | None:
 
 
 def build_step(cfg, train_data: ImageData):
-    """The training step for ``cfg``: plain training (adversarial methods plug in here)."""
-    return ObjectiveStep()
+    """The training step for ``cfg``: plain training, or the defence ``adversarial.method`` names
+    (docs/defences.md). Imported here, so plain runs never load the adversarial modules."""
+    adv = cfg.adversarial
+    seed = cfg.train.seed
+    if adv.method == "none":
+        return ObjectiveStep()
+    if adv.method in ("fgsm_at", "pgd_at"):
+        from rlrobust.training.adversarial import AttackTrainingStep
+
+        return AttackTrainingStep(adv, adv.method.removesuffix("_at"), seed)
+    if adv.method == "rl_adv":
+        from rlrobust.training.adversarial import RLAdvStep
+
+        return RLAdvStep(adv, seed)
+    if adv.method == "trades":
+        from rlrobust.training.trades import TradesStep
+
+        return TradesStep(adv, seed)
+    if adv.method == "l2l":
+        from rlrobust.training.l2l import L2LStep
+
+        return L2LStep(adv, image_channels=train_data.shape[0], seed=seed)
+    raise ConfigError(
+        f"unknown adversarial.method {adv.method!r}; choose one of: none, fgsm_at, pgd_at, "
+        "trades, rl_adv, l2l"
+    )
