@@ -85,6 +85,7 @@ def child_command(args, n: int) -> list[str]:
         "--seed", str(args.seed),
         "--batch-size", str(args.batch_size),
         "--steps", str(args.steps),
+        "--threads", str(args.threads),
     ]  # fmt: skip
 
 

@@ -71,8 +71,8 @@ L2L_ATTACKER = untrained_l2l_attacker()
 
 SETTINGS: dict[str, dict[str, dict]] = {
     "l2l": {
-        "linf": {"attacker": L2L_ATTACKER, "eps": 0.1, "norm": "linf", "fit_steps": 2},
-        "l2": {"attacker": L2L_ATTACKER, "eps": 1.0, "norm": "l2", "fit_steps": 2},
+        "linf": {"attacker": L2L_ATTACKER, "eps": 0.1, "norm": "linf", "fit_steps": 20},
+        "l2": {"attacker": L2L_ATTACKER, "eps": 1.0, "norm": "l2", "fit_steps": 20},
         "random": {"random_start": True},
     },
     "fgsm": {
