@@ -38,6 +38,7 @@ from rlrobust.attacks.base import (
     LossFn,
     _per_sample,
     check_eps,
+    check_labels,
     check_norm,
     check_positive_int,
     clamp01,
@@ -105,8 +106,11 @@ class MomentumPGD(PGD):
     ) -> Tensor:
         x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x
         momentum = torch.zeros_like(x)
-        for _ in range(self.steps):
-            grad = input_gradient(model, loss_fn, x_adv, y)
+        if self.steps == 0:
+            with torch.no_grad():
+                check_labels(model(x), y)
+        for step in range(self.steps):
+            grad = input_gradient(model, loss_fn, x_adv, y, check=step == 0)
             # Dong Eq. 6: the L1 normalisation puts every step's gradient on the same scale, so
             # the momentum is an average of directions, not dominated by large early gradients.
             l1 = grad.flatten(1).abs().sum(dim=1)

@@ -106,11 +106,16 @@ class PGD(Attack):
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         generator = self.generator(x.device)
-        with torch.no_grad():
-            clean_logits = model(x)
-        check_labels(clean_logits, y)
-        # The goal is the label to move away from, or the target to move towards.
-        goal = choose_targets(clean_logits, y, self.target, generator) if self.targeted else y
+        goal = y  # the label to move away from, or the target to move towards
+        if self.targeted:
+            with torch.no_grad():
+                clean_logits = model(x)
+            check_labels(clean_logits, y)
+            goal = choose_targets(clean_logits, y, self.target, generator)
+        if self.restarts == 1:
+            # One run: its last iterate is the answer, so no extra forward pass is needed to
+            # compare restarts (the labels are checked inside the first gradient step).
+            return self._single_run(model, self._loss_fn(goal), x, y, generator)
 
         best = x.clone()
         best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device)
@@ -144,8 +149,11 @@ class PGD(Attack):
         self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, generator: torch.Generator
     ) -> Tensor:
         x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x
-        for _ in range(self.steps):
-            grad = input_gradient(model, loss_fn, x_adv, y)
+        if self.steps == 0:
+            with torch.no_grad():
+                check_labels(model(x), y)
+        for step in range(self.steps):
+            grad = input_gradient(model, loss_fn, x_adv, y, check=step == 0)
             direction = grad.sign() if self.norm == "linf" else normalize_l2(grad)
             x_adv = clamp01(project(x_adv + self.step_size * direction, x, self.eps, self.norm))
         return x_adv
