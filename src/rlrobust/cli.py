@@ -32,6 +32,14 @@ EVALUATE_EPILOG = """examples:
 """
 
 
+SWEEP_EPILOG = """examples:
+  rlrobust sweep --data.name digits --model.name mlp --train.epochs 5 \\
+      --grid 'optim.lr=[0.1, 0.01]' --seeds 0,1,2 --evaluate --out sweeps/lr
+  rlrobust sweep --config kim.json --grid 'two_stage.warmup_options.lam=[0.25, 0.75]' \\
+      --grid 'objective.options.lam=[0.75, 1.5]' --evaluate --jobs 4 --out sweeps/kim-lambda
+"""
+
+
 def _type_name(annotation) -> str:
     options = [a for a in (typing.get_args(annotation) or (annotation,)) if a is not type(None)]
     return "/".join(getattr(a, "__name__", str(a)) for a in options)
@@ -185,6 +193,70 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: diagnostics/ beside the first run)",
     )
     diagnose.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    report = sub.add_parser(
+        "report",
+        help="HTML page and markdown from the records of runs or sweeps (nothing is rerun)",
+    )
+    report.add_argument(
+        "runs", nargs="+", metavar="RUN_OR_SWEEP", help="run directories or sweep folders"
+    )
+    report.add_argument(
+        "--out",
+        help="folder for report.html, report.md, figures/ (default: report/ beside the first)",
+    )
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="train (and evaluate) a grid of configs x seeds, resumably; mean ± std over seeds",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep.add_argument(
+        "--config", help="base JSON or TOML config; --section.key options override it"
+    )
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=JSON_LIST",
+        help="a config key and its values (repeatable: the cartesian product); keys may go "
+        "inside option dicts, e.g. objective.options.lam=[0.5,1.5]",
+    )
+    sweep.add_argument("--seeds", default="0", help="seeds, comma-separated (default: 0)")
+    sweep.add_argument("--out", required=True, help="sweep directory (rerun it to resume)")
+    sweep.add_argument(
+        "--evaluate", action="store_true", help="attack every run as its eval section says"
+    )
+    sweep.add_argument(
+        "--backend", default="local", choices=["local", "ray"], help="local process pool or Ray"
+    )
+    sweep.add_argument(
+        "--jobs", type=int, default=None, help="parallel runs (default: the number of cores)"
+    )
+    sweep.add_argument("--address", help="ray only: address of a running Ray cluster")
+    sweep.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_config_options(sweep)
+
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="rerun a paper's table (Kim, Gupta, Zou et al.) and put our numbers beside theirs",
+    )
+    reproduce.add_argument("preset", help="kim-mnist, kim-lambda, gupta-fgsm-at, zou or kim-trades")
+    reproduce.add_argument(
+        "--scale",
+        default="smoke",
+        choices=["smoke", "laptop", "paper"],
+        help="smoke: digits + MLP in seconds; laptop: MNIST LeNet5, a few epochs; paper: the "
+        "paper's data, model, epochs and attacks (default: smoke)",
+    )
+    reproduce.add_argument("--out", help="output folder (default: reproduce/PRESET-SCALE)")
+    reproduce.add_argument("--jobs", type=int, default=1, help="parallel runs (default: 1)")
+    reproduce.add_argument(
+        "--backend", default="local", choices=["local", "ray"], help="local process pool or Ray"
+    )
+    reproduce.add_argument("--address", help="ray only: address of a running Ray cluster")
+    reproduce.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     demo = sub.add_parser(
         "demo", help="offline demo on scikit-learn's digits: CE vs policy, FGSM and PGD"
@@ -409,6 +481,68 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rlrobust.reporting.run_report import build_report
+
+    out = Path(args.out) if args.out else Path(args.runs[0]).resolve().parent / "report"
+    written = build_report(args.runs, out)
+    print(f"report: {written['html']} and {written['markdown']}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    from rlrobust.experiments.sweep import SweepSpec, parse_grid, parse_seeds, run_sweep
+
+    base = load_config(args.config, overrides_from(args)).to_dict()
+    spec = SweepSpec(
+        base=base, grid=parse_grid(args.grid), seeds=parse_seeds(args.seeds), evaluate=args.evaluate
+    )
+    jobs = args.jobs or os.cpu_count() or 1
+    run_sweep(
+        spec,
+        Path(args.out),
+        jobs=jobs,
+        backend=args.backend,
+        address=args.address,
+        log=make_logger(args),
+    )
+    return _sweep_status(Path(args.out), args)
+
+
+def _sweep_status(out: Path, args: argparse.Namespace) -> int:
+    manifest = json.loads((out / "sweep.json").read_text())
+    failed = [slug for slug, p in manifest["points"].items() if p.get("status") == "failed"]
+    if failed:
+        print(
+            f"{len(failed)} point(s) failed: {', '.join(failed)}; see {out / 'sweep.json'}; "
+            "rerun the same command to retry them",
+            file=sys.stderr,
+        )
+        return 1
+    make_logger(args)(f"summary in {out / 'summary.md'}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from rlrobust.experiments.reproduce import reproduce
+
+    out = Path(args.out or f"reproduce/{args.preset}-{args.scale}")
+    reproduce(
+        args.preset,
+        args.scale,
+        out,
+        jobs=args.jobs,
+        backend=args.backend,
+        address=args.address,
+        log=make_logger(args),
+    )
+    status = _sweep_status(out, args)
+    make_logger(args)(f"report in {out / 'reproduce.md'}")
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -416,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         "train": cmd_train,
         "evaluate": cmd_evaluate,
         "diagnose": cmd_diagnose,
+        "report": cmd_report,
+        "sweep": cmd_sweep,
+        "reproduce": cmd_reproduce,
         "demo": cmd_demo,
     }
     try:

@@ -26,6 +26,7 @@ from rlrobust.evaluation.clean import accuracy
 from rlrobust.files import atomic_write_json, atomic_write_text
 from rlrobust.seeding import make_generator, seed_everything
 from rlrobust.training.checkpoint import load_checkpoint, read_state, save_checkpoint
+from rlrobust.training.distributed import from_environment
 from rlrobust.training.loop import train_one_epoch
 from rlrobust.training.optim import build_optimizer, lr_at_epoch, set_lr
 from rlrobust.training.schedules import TwoStageState
@@ -85,10 +86,33 @@ def train_run(
     ``stop_after_epoch`` ends the process early as an interruption would (used to test resume).
     """
     run_dir = Path(run_dir)
+    device = resolve_device(cfg.train.device)
+    ddp = from_environment(device)  # None unless started by torchrun with WORLD_SIZE > 1
+    if ddp is None:
+        return _train(cfg, run_dir, device, None, resume, progress, log, stop_after_epoch)
+    try:
+        return _train(
+            cfg,
+            run_dir,
+            ddp.device,
+            ddp,
+            resume,
+            progress and ddp.is_main,
+            log if ddp.is_main else (lambda *_: None),
+            stop_after_epoch,
+        )
+    finally:
+        ddp.close()
+
+
+def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -> dict:
+    """The run itself; ``ddp`` (a ``DistributedContext`` or None) switches on data parallelism."""
     state = check_run_dir(run_dir, resume)
+    if ddp is not None:
+        ddp.barrier()  # every rank has checked the folder before rank 0 writes into it
     if state is not None:
         cfg = saved_config(run_dir)
-    device = resolve_device(cfg.train.device)
+        device = resolve_device(cfg.train.device) if ddp is None else device
     seed = cfg.train.seed
 
     seed_everything(seed)
@@ -103,7 +127,8 @@ def train_run(
     )
     optimizer = build_optimizer(cfg.optim, model.parameters())
     step = build_step(cfg, splits.train)
-    loader = BatchLoader(
+    make_loader = BatchLoader if ddp is None else ddp.loader
+    loader = make_loader(
         splits.train,
         cfg.data.batch_size,
         shuffle=True,
@@ -111,12 +136,15 @@ def train_run(
         device=device,
         augment=augment_for(cfg.data),
     )
+    train_model = model if ddp is None else ddp.wrap(model)
+    writes = ddp is None or ddp.is_main
 
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics: list[dict] = []
     start_epoch = 0
     if state is None:
-        atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        if writes:
+            atomic_write_json(run_dir / "config.json", cfg.to_dict())
     else:
         state = load_checkpoint(run_dir, model, optimizer, step)
         start_epoch = state["epoch"]
@@ -134,7 +162,7 @@ def train_run(
         stage = two_stage.stage
         objective = warmup_objective if stage == "warmup" else main_objective
         stats = train_one_epoch(
-            model,
+            train_model,
             loader,
             objective,
             optimizer,
@@ -144,6 +172,8 @@ def train_run(
             progress=progress,
             description=f"epoch {epoch + 1}/{cfg.train.epochs}",
         )
+        if ddp is not None:
+            stats = ddp.average_stats(stats, loader.local_samples())
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
         switched = two_stage.update(epoch + 1, heldout, cfg.two_stage.switch_epoch)
         # A step may monitor the epoch (adversarial defences: catastrophic overfitting) and ask
@@ -164,28 +194,31 @@ def train_run(
             "epoch_seconds": time.perf_counter() - started,
         }
         metrics.append(row)
-        write_metrics_csv(run_dir / "metrics.csv", metrics)
         finished = epoch + 1 == cfg.train.epochs or stop_reason is not None
-        save_checkpoint(
-            run_dir,
-            model,
-            optimizer,
-            step,
-            {
-                "epoch": epoch + 1,
-                "finished": finished,
-                "stopped_early": stop_reason is not None,
-                "stop_reason": stop_reason,
-                "two_stage": two_stage.to_dict(),
-                "metrics": metrics,
-            },
-        )
+        if writes:
+            write_metrics_csv(run_dir / "metrics.csv", metrics)
+            save_checkpoint(
+                run_dir,
+                model,
+                optimizer,
+                step,
+                {
+                    "epoch": epoch + 1,
+                    "finished": finished,
+                    "stopped_early": stop_reason is not None,
+                    "stop_reason": stop_reason,
+                    "two_stage": two_stage.to_dict(),
+                    "metrics": metrics,
+                },
+            )
         log(format_epoch(row) + (f"  -> switching to {cfg.objective.name}" if switched else ""))
         if stop_reason is not None:
             log(f"stopping early after epoch {epoch + 1}: {stop_reason}")
             break
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not finished:
             break
+    if ddp is not None:
+        ddp.barrier()  # rank 0's last checkpoint is on disk before any rank reads it
     return read_state(run_dir)
 
 

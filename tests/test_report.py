@@ -1,0 +1,201 @@
+"""`rlrobust report`: a self-contained HTML page and markdown from run records only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rlrobust.cli import main
+from rlrobust.config import load_config
+from rlrobust.diagnostics.analysis import analyse, plot_analysis
+from rlrobust.evaluation.report import write_evaluation
+from rlrobust.evaluation.suite import run_suite
+from rlrobust.files import atomic_write_json
+from rlrobust.reporting.html import PNG_SIGNATURE, png_data_uri
+from rlrobust.reporting.run_report import build_report, collect, read_metrics
+from rlrobust.training.checkpoint import load_weights
+from rlrobust.training.run import train_run
+from rlrobust.training.setup import load_splits, model_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _run(root: Path, name: str, overrides: dict) -> Path:
+    base = {
+        "data.name": "digits",
+        "data.train_subset": 200,
+        "data.test_subset": 60,
+        "data.batch_size": 50,
+        "model.name": "mlp",
+        "train.epochs": 2,
+        "train.seed": 1,
+        "optim.lr": 0.05,
+        "eval.attacks": "[]",
+    }
+    cfg = load_config(overrides={**base, **overrides})
+    run_dir = root / name
+    train_run(cfg, run_dir, log=lambda *_: None)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two runs: a two-stage policy run (switch after epoch 1) with an evaluation carrying an eps
+    curve and a masking verdict plus diagnostics; and a plain cross-entropy run."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("runs")
+    policy = _run(
+        root,
+        "policy",
+        {
+            "objective.name": "kim_policy",
+            "objective.options": '{"lam": 1.5, "action": "sample"}',
+            "two_stage.enabled": "true",
+            "two_stage.switch_accuracy": "1.0",  # switch_epoch overrides the accuracy ...
+            "two_stage.switch_epoch": "1",  # ... but after epoch 1
+        },
+    )
+    ce = _run(root, "ce", {})
+    cfg = load_config(
+        overrides={
+            "data.name": "digits",
+            "data.train_subset": 200,
+            "data.test_subset": 60,
+            "model.name": "mlp",
+        }
+    )
+    test = load_splits(cfg.data, 1).test
+    for run_dir in (policy, ce):
+        model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors")
+        result = run_suite(
+            model,
+            test,
+            attacks=[{"name": "fgsm", "settings": {"eps": 0.1}}],
+            eps=0.1,
+            eps_curve=[0.05, 0.1] if run_dir is policy else (),
+            masking=run_dir is policy,
+            batch_size=60,
+        )
+        write_evaluation(run_dir, "evaluation", result, cfg, title=run_dir.name)
+    model = load_weights(model_for(cfg.model, test), policy / "model.safetensors")
+    record = analyse(
+        model, test.take(20, 0), eps=0.1, parts=["entropy", "landscape"], landscape_points=3
+    )
+    atomic_write_json(policy / "diagnostics.json", record)
+    torch.set_num_threads(old)
+    return {"policy": policy, "ce": ce, "diagnostics": record}
+
+
+def expected_figures(runs, tmp_path) -> int:
+    """training + attack bars + eps curve + one per diagnostics figure."""
+    return 3 + len(plot_analysis({"policy": runs["diagnostics"]}, tmp_path / "ref"))
+
+
+def test_html_embeds_every_plot_and_links_nothing_outside(runs, tmp_path):
+    written = build_report([runs["policy"], runs["ce"]], tmp_path / "report")
+    page = written["html"].read_text()
+    uris = DATA_URI.findall(page)
+    assert len(uris) == expected_figures(runs, tmp_path)
+    assert len(uris) >= 5  # landscape 1-D/2-D/3-D and entropy come on top of the 3 base plots
+    for uri in uris:
+        assert base64.b64decode(uri).startswith(PNG_SIGNATURE)
+    # No asset outside the file: every src is a data URI and there is no href at all.
+    srcs = re.findall(r'\bsrc\s*=\s*"([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"\bhref\s*=", page)
+    assert "<link" not in page and "<script" not in page and "http" not in page
+    # Both runs side by side, the masking verdict with its flags, the switch marked.
+    assert page.count("<h2>") >= 4
+    for name in ("policy", "ce", "Gradient-masking verdicts", "warm-up"):
+        assert name in page
+    verdict = json.loads((runs["policy"] / "evaluation.json").read_text())["masking"]["verdict"]
+    assert verdict in page
+    # Markdown twin: every figure it names exists.
+    markdown = written["markdown"].read_text()
+    names = re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)
+    assert len(names) == len(uris)
+    for name in names:
+        assert (tmp_path / "report" / name).read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_numbers_come_from_the_records(runs, tmp_path):
+    rows = read_metrics(runs["policy"] / "metrics.csv")
+    assert [r["stage"] for r in rows] == ["warmup", "main"]
+    record = json.loads((runs["ce"] / "evaluation.json").read_text())
+    written = build_report([runs["ce"]], tmp_path / "r")
+    page = written["html"].read_text()
+    assert f"{100 * record['clean_accuracy']:.2f}" in page
+    assert f"{100 * record['robust_accuracy']:.2f}" in page
+    # The ce run's own final held-out accuracy appears in its runs table.
+    final = read_metrics(runs["ce"] / "metrics.csv")[-1]["test_accuracy"]
+    assert f"{100 * final:.2f}" in written["markdown"].read_text()
+
+
+def test_sweep_folder_and_cli(runs, tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for name in ("policy", "ce"):
+        shutil.copytree(runs[name], sweep / name)
+    atomic_write_json(sweep / "summary.json", [{"run": "ce", "lr": 0.05, "score": 0.123456}])
+    found, summaries = collect([sweep])
+    assert sorted(r.name for r in found) == ["sweep/ce", "sweep/policy"]
+    assert summaries == {"sweep": [{"run": "ce", "lr": 0.05, "score": 0.123456}]}
+    assert main(["report", str(sweep), "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Sweep summary: sweep" in page and "0.1235" in page
+    assert main(["report", str(tmp_path / "nothing"), "--out", str(tmp_path / "o2")]) == 2
+
+
+def test_png_data_uri_refuses_non_png():
+    with pytest.raises(ValueError, match="not PNG"):
+        png_data_uri(b"GIF89a")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (headless render)")
+def test_page_renders_in_headless_chromium(runs, tmp_path):
+    import matplotlib.image
+
+    written = build_report([runs["policy"], runs["ce"]], tmp_path / "report")
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=1200,2000",
+            written["html"].resolve().as_uri(),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    assert shot.read_bytes().startswith(PNG_SIGNATURE)
+    pixels = np.asarray(matplotlib.image.imread(shot), dtype=np.float64)
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
+    # A blank (all-white) page has zero variance; text, tables and plots give far more.
+    assert pixels[..., :3].var() > 1e-3
