@@ -327,8 +327,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rlrobust.evaluation.report import write_evaluation
-    from rlrobust.evaluation.suite import run_suite
-    from rlrobust.training.setup import resolve_device
+    from rlrobust.evaluation.suite import run_suite_for_config
+    from rlrobust.training.setup import load_test_split, resolve_device
 
     cfg, model, out = evaluation_target(args)
     outputs = [out / f"{args.name}{suffix}" for suffix in (".json", ".md", "-per-sample.json")]
@@ -341,23 +341,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = model.to(device)
     log = make_logger(args)
     log(f"evaluating {args.run or args.model} on {len(test)} {cfg.data.name} test images")
-    result = run_suite(
-        model,
-        test,
-        attacks=[] if cfg.eval.preset else cfg.eval.attacks,
-        preset=cfg.eval.preset,
-        eps=cfg.eval.eps,
-        norm=cfg.eval.norm,
-        surrogate=cfg.eval.surrogate,
-        eps_curve=cfg.eval.eps_curve,
-        masking=cfg.eval.masking,
-        masking_budget=cfg.eval.masking_budget,
-        cascade=cfg.eval.cascade,
-        batch_size=cfg.data.eval_batch_size,
-        device=device,
-        seed=cfg.eval.seed,
-        progress=progress_enabled(args),
-    )
+    result = run_suite_for_config(model, test, cfg, device=device, progress=progress_enabled(args))
     table = write_evaluation(
         out, args.name, result, cfg, title=Path(args.run).name if args.run else args.model
     )
@@ -373,7 +357,7 @@ def evaluation_target(args: argparse.Namespace):
     from rlrobust.models.external import load_model_function
     from rlrobust.training.checkpoint import load_weights
     from rlrobust.training.run import saved_config
-    from rlrobust.training.setup import model_for
+    from rlrobust.training.setup import load_test_split, model_for
 
     overrides = overrides_from(args)
     if (args.run is None) == (args.model is None):
@@ -406,25 +390,12 @@ def evaluation_target(args: argparse.Namespace):
     return cfg, model, Path(args.out) if args.out else run_dir
 
 
-def load_test_split(cfg):
-    from rlrobust.data import load_dataset
-
-    test = load_dataset(
-        cfg.data.name, "test", data_dir=cfg.data.data_dir, download=cfg.data.download
-    )
-    if cfg.data.test_subset is not None:  # the same subset as training's held-out split
-        test = test.take(cfg.data.test_subset, cfg.train.seed)
-    if cfg.eval.n_examples is not None:
-        test = test.take(min(cfg.eval.n_examples, len(test)), cfg.eval.seed)
-    return test
-
-
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from rlrobust.diagnostics.analysis import PARTS, analyse, plot_analysis, summary_table
     from rlrobust.files import atomic_write_json, atomic_write_text
     from rlrobust.training.checkpoint import load_weights
     from rlrobust.training.run import saved_config
-    from rlrobust.training.setup import model_for, resolve_device
+    from rlrobust.training.setup import load_test_split, model_for, resolve_device
 
     parts = [part for part in PARTS if getattr(args, part)] or list(PARTS)
     device = resolve_device(args.device)

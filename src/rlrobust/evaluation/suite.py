@@ -107,3 +107,26 @@ def run_suite(
         )
         result["masking"] = report.to_dict()
     return result
+
+
+def run_suite_for_config(
+    model: torch.nn.Module, data: ImageData, cfg, *, device, progress=False
+) -> dict:
+    """``run_suite`` as a run config's ``eval`` section says (the CLI and sweeps use this)."""
+    return run_suite(
+        model,
+        data,
+        attacks=[] if cfg.eval.preset else cfg.eval.attacks,
+        preset=cfg.eval.preset,
+        eps=cfg.eval.eps,
+        norm=cfg.eval.norm,
+        surrogate=cfg.eval.surrogate,
+        eps_curve=cfg.eval.eps_curve,
+        masking=cfg.eval.masking,
+        masking_budget=cfg.eval.masking_budget,
+        cascade=cfg.eval.cascade,
+        batch_size=cfg.data.eval_batch_size,
+        device=device,
+        seed=cfg.eval.seed,
+        progress=progress,
+    )

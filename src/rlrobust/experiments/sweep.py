@@ -246,33 +246,17 @@ def _clear_pre_checkpoint(run_dir: Path) -> None:
 
 def evaluate_run(run_dir: Path, title: str) -> dict:
     """Attack a finished run as its config's eval section says; writes evaluation.{json,md}."""
-    from rlrobust.cli import load_test_split
     from rlrobust.evaluation.report import write_evaluation
-    from rlrobust.evaluation.suite import run_suite
+    from rlrobust.evaluation.suite import run_suite_for_config
     from rlrobust.training.checkpoint import load_weights
     from rlrobust.training.run import saved_config
-    from rlrobust.training.setup import model_for, resolve_device
+    from rlrobust.training.setup import load_test_split, model_for, resolve_device
 
     cfg = saved_config(run_dir)
     device = resolve_device(cfg.train.device)
     test = load_test_split(cfg)
     model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors").to(device)
-    result = run_suite(
-        model,
-        test,
-        attacks=[] if cfg.eval.preset else cfg.eval.attacks,
-        preset=cfg.eval.preset,
-        eps=cfg.eval.eps,
-        norm=cfg.eval.norm,
-        surrogate=cfg.eval.surrogate,
-        eps_curve=cfg.eval.eps_curve,
-        masking=cfg.eval.masking,
-        masking_budget=cfg.eval.masking_budget,
-        cascade=cfg.eval.cascade,
-        batch_size=cfg.data.eval_batch_size,
-        device=device,
-        seed=cfg.eval.seed,
-    )
+    result = run_suite_for_config(model, test, cfg, device=device)
     write_evaluation(run_dir, "evaluation", result, cfg, title=title)
     return result
 

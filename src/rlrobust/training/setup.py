@@ -107,3 +107,15 @@ def build_step(cfg, train_data: ImageData):
         f"unknown adversarial.method {adv.method!r}; choose one of: none, fgsm_at, pgd_at, "
         "trades, rl_adv, l2l"
     )
+
+
+def load_test_split(cfg) -> ImageData:
+    """The test images an evaluation of ``cfg`` uses: data.test_subset, then eval.n_examples."""
+    test = load_dataset(
+        cfg.data.name, "test", data_dir=cfg.data.data_dir, download=cfg.data.download
+    )
+    if cfg.data.test_subset is not None:  # the same subset as training's held-out split
+        test = test.take(cfg.data.test_subset, cfg.train.seed)
+    if cfg.eval.n_examples is not None:
+        test = test.take(min(cfg.eval.n_examples, len(test)), cfg.eval.seed)
+    return test
