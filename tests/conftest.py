@@ -26,3 +26,18 @@ def shared_data_dir() -> Path:
             "that holds mnist/ and fashion-mnist/ (the gz files of each)"
         )
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tests on one torch thread, then restore the previous count.
+
+    The tensors in these tests are tiny: with two threads on a busy 2-core machine, torch's
+    workers spin waiting for each other and a test can run tens of times slower.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

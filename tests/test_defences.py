@@ -25,6 +25,9 @@ from rlrobust.training.loop import train_one_epoch
 from rlrobust.training.run import train_run
 from rlrobust.training.setup import build_step
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EPS = 0.1
 
 # (method, extra adversarial settings, objective name, objective options)
@@ -50,16 +53,6 @@ METHODS = {
 
 def quiet(*_):
     return None
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These tensors are tiny: with other processes busy on the same cores, intra-op threads
-    # only wait on each other (a measured 6x slowdown), so run single-threaded here.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_step(case: str, image_channels: int = 1, **extra):

@@ -16,6 +16,9 @@ from rlrobust.data import BatchLoader, load_dataset
 from rlrobust.training.distributed import ShardedBatchLoader
 from rlrobust.training.run import train_run
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 OVERRIDES = {
     "data.name": "digits",
     "data.train_subset": "240",
@@ -28,14 +31,6 @@ OVERRIDES = {
     "optim.lr": "0.05",
     "eval.attacks": "[]",
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.mark.parametrize("augment", [None, "crop_flip"])

@@ -16,15 +16,10 @@ from rlrobust.diagnostics.entropy import entropy_from_logits, entropy_record, pr
 from rlrobust.diagnostics.plots import plot_entropy
 from rlrobust.errors import ConfigError
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class FixedLogits(nn.Module):

@@ -30,15 +30,10 @@ from rlrobust.errors import DataError, RLRobustError
 from rlrobust.models import build_model
 from rlrobust.seeding import make_generator
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,11 @@ from rlrobust.training.checkpoint import load_weights
 from rlrobust.training.run import train_run
 from rlrobust.training.setup import load_splits, model_for
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CHROMIUM = Path("/usr/bin/chromium")
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def _run(root: Path, name: str, overrides: dict) -> Path:

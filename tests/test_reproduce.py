@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from rlrobust.cli import main
 from rlrobust.errors import UnknownNameError
 from rlrobust.experiments.presets import PRESETS, differences, get_preset
 from rlrobust.experiments.reproduce import reproduce
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

@@ -15,15 +15,10 @@ from torch import nn
 from rlrobust.diagnostics.sharpness import hutchinson_trace, power_iteration, sharpness
 from rlrobust.errors import ConfigError
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 EIGENVALUES = torch.tensor([6.0, 3.0, 1.5, 1.0, 0.5, 0.2], dtype=torch.float64)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def spd_matrix(eigenvalues: torch.Tensor = EIGENVALUES, seed: int = 0) -> torch.Tensor:

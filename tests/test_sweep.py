@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from rlrobust.config import RunConfig, load_config
 from rlrobust.errors import ConfigError, RLRobustError
@@ -25,6 +24,9 @@ from rlrobust.experiments.sweep import (
 )
 from rlrobust.training.run import train_run
 
+# Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = {
     "data.name": "digits",
     "data.train_subset": 160,
@@ -36,14 +38,6 @@ TINY = {
     "eval.n_examples": 32,
     "eval.attacks": [{"name": "fgsm", "settings": {"eps": 0.1}}],
 }
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def base() -> dict:
