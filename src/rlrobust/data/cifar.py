@@ -4,7 +4,7 @@ Each batch file is a (Python 2) pickle of a dict with bytes keys: ``b"data"`` is
 shape (n, 3072) holding the red, green and blue 32x32 planes in row-major order, and the labels
 are a list under ``b"labels"`` (CIFAR-10) or ``b"fine_labels"`` (CIFAR-100).
 
-Security: unpickling can run arbitrary code, so these files are never read with ``pickle.load``.
+Security: unpickling can run arbitrary code, so these files never go through the unrestricted unpickler.
 ``RestrictedUnpickler`` resolves only the handful of globals that a numpy array needs, and
 refuses everything else with a DataError before it is called.
 """
