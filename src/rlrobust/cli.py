@@ -1,4 +1,4 @@
-"""Command line: ``rlrobust train | evaluate | diagnose | demo``.
+"""Command line: ``rlrobust train | evaluate | diagnose | attack | report | sweep | reproduce | demo``.
 
 Every config field is an option (``--train.epochs 5``, ``--objective.options '{"lam": 1.5}'``),
 documented from the config's own help texts, so ``--help`` always matches the code.
@@ -12,6 +12,7 @@ import sys
 import typing
 from pathlib import Path
 
+from rlrobust.attacks.rlab.command import add_rlab_parser, cmd_attack
 from rlrobust.config import RunConfig, iter_fields, load_config, set_by_path, validate
 from rlrobust.errors import RLRobustError
 
@@ -257,6 +258,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--address", help="ray only: address of a running Ray cluster")
     reproduce.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    attack = sub.add_parser(
+        "attack",
+        help="run a stand-alone attack experiment on a trained run (rlab)",
+        description="Stand-alone attack experiments with their own outputs; the eps-bounded "
+        "attacks (FGSM, PGD, AutoAttack, Square, transfer) run through `rlrobust evaluate`.",
+    )
+    attack_sub = attack.add_subparsers(dest="attack", metavar="ATTACK", required=True)
+    add_rlab_parser(attack_sub)
 
     demo = sub.add_parser(
         "demo", help="offline demo on scikit-learn's digits: CE vs policy, FGSM and PGD"
@@ -525,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": cmd_sweep,
         "reproduce": cmd_reproduce,
         "demo": cmd_demo,
+        "attack": cmd_attack,
     }
     try:
         return handlers[args.command](args)

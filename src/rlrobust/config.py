@@ -109,7 +109,8 @@ class EvalConfig:
             {"name": "fgsm", "settings": {"eps": 0.1}},
             {"name": "pgd", "settings": {"eps": 0.1, "steps": 40, "step_size": 0.01}},
         ],
-        'attacks as JSON: [{"name": "pgd", "settings": {"eps": 0.1, "steps": 40}}, ...]',
+        'attacks as JSON: [{"name": "pgd", "settings": {"eps": 0.1, "steps": 40}}, ...]; an '
+        'optional "label" names the attack in the tables',
     )
     cascade: bool = option(
         False,
@@ -419,10 +420,11 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(
                 'each entry of eval.attacks needs a name, e.g. {"name": "pgd", "settings": {"eps": 0.1}}'
             )
-        extra = set(spec) - {"name", "settings"}
+        extra = set(spec) - {"name", "settings", "label"}
         if extra:
             raise ConfigError(
-                f"eval.attacks entry {spec!r} has unknown keys {sorted(extra)}; use name and settings"
+                f"eval.attacks entry {spec!r} has unknown keys {sorted(extra)}; use name, "
+                "settings and (optionally) label"
             )
 
 

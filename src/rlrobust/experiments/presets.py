@@ -194,7 +194,7 @@ def _kim_lambda() -> Preset:
             ),
             "laptop": Scale(
                 {**LAPTOP, **POLICY},
-                [0],
+                [0, 1],
                 grid=grid([0.25, 0.75, 1.5]),
                 notes=["laptop: a 3 x 3 grid {0.25, 0.75, 1.5} instead of Kim's 7 x 7"],
             ),

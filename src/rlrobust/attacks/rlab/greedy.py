@@ -1,0 +1,75 @@
+"""The greedy patch-sensitivity baseline of RLAB.
+
+RLAB's public code scores patches by sensitivity before acting. This agent spends N x K' queries
+probing every patch alone with each probed operation (by default the strongest level of each
+filter), ranks patches by the fall in true-class probability their best operation causes, and
+adds them in that order, one query per step, until the victim is fooled; ``refine`` then removes
+and softens needless distortions. It has no parameters to learn, so it is the baseline a learned
+policy must beat on queries.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlrobust.attacks.rlab.env import CLEAN, RLABEnv
+from rlrobust.errors import ConfigError
+
+
+class GreedyAgent:
+    name = "greedy"
+
+    def __init__(self, probe_levels: str = "strongest") -> None:
+        if probe_levels not in {"strongest", "all"}:
+            raise ConfigError(f"probe_levels must be 'strongest' or 'all', not {probe_levels!r}")
+        self.probe_levels = probe_levels
+
+    def probe_ops(self, env: RLABEnv) -> list[int]:
+        if self.probe_levels == "all":
+            return list(range(env.num_ops))
+        last = {op.filter: k for k, op in enumerate(env.ops)}  # the strongest level comes last
+        return sorted(last.values())
+
+    def run(self, env: RLABEnv, generator: torch.Generator | None = None) -> None:
+        """Probe, then add patches in order of sensitivity (deterministic: no generator used)."""
+        probes = self.probe_ops(env)
+        n = env.grid.num_patches
+        needed = n * len(probes) + 2
+        if needed > env.budget:
+            raise ConfigError(
+                f"the greedy agent probes {n} patches x {len(probes)} operations and needs a "
+                f"budget of at least {needed} queries (got {env.budget}): raise the budget, use "
+                "larger patches or fewer filters"
+            )
+        rows = env.active.nonzero().squeeze(1)
+        if rows.numel() == 0:
+            return
+        drops = self._probe(env, rows, probes)  # (R, N, K')
+        best_drop, best_probe = drops.max(dim=2)
+        best_op = torch.tensor(probes, device=drops.device)[best_probe]  # (R, N)
+        env.last_delta[rows] = -best_drop
+        order = best_drop.argsort(dim=1, descending=True)
+        actions = torch.zeros(env.x0.shape[0], dtype=torch.long, device=env.x0.device)
+        for rank in range(n):
+            if not env.active[rows].any():
+                break
+            patch = order[:, rank]
+            op = best_op[torch.arange(rows.numel()), patch]
+            actions[rows] = patch * (env.num_ops + 1) + op
+            env.step(actions)
+
+    @staticmethod
+    def _probe(env: RLABEnv, rows: torch.Tensor, probes: list[int]) -> torch.Tensor:
+        """Fall of p_y when each patch alone carries each probed operation."""
+        r, n = rows.numel(), env.grid.num_patches
+        drops = torch.empty(r, n, len(probes), device=env.x0.device)
+        op_ids = torch.tensor(probes, device=env.x0.device)
+        repeated = rows.repeat(len(probes))  # all probed operations of one patch in one batch
+        labels = env.y[repeated]
+        for patch in range(n):
+            applied = torch.full((repeated.numel(), n), CLEAN, dtype=torch.long, device=rows.device)
+            applied[:, patch] = op_ids.repeat_interleave(r)
+            probs = env.try_states(repeated, applied)
+            p_true = probs.gather(1, labels[:, None]).squeeze(1)
+            drops[:, patch] = (env.p_start[repeated] - p_true).view(len(probes), r).T
+        return drops
