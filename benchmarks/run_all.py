@@ -25,6 +25,7 @@ SCRIPTS = (
     "bench_training",
     "bench_memory",
     "bench_autoattack",
+    "bench_fast_paths",
 )
 
 

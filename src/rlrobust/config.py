@@ -93,6 +93,11 @@ class OptimConfig:
     schedule: str = option("constant", "learning-rate schedule: constant, step, cosine")
     milestones: list = option([], "epochs at which the step schedule multiplies the lr by gamma")
     gamma: float = option(0.1, "step schedule factor")
+    fused: bool = option(
+        False,
+        "fast path: the fused (single-kernel) update of sgd, adam or adamw where torch has one "
+        "for the device; weights agree with the plain update to rounding (docs/training.md)",
+    )
 
 
 @dataclass
@@ -100,6 +105,21 @@ class TrainConfig:
     epochs: int = option(10, "number of training epochs")
     seed: int = option(0, "random seed (data order, action sampling, initialisation)")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
+    channels_last: bool = option(
+        False,
+        "fast path: model and 4-D image batches in torch.channels_last memory format, in "
+        "training and evaluation (same numbers up to rounding; docs/training.md)",
+    )
+    amp: str = option(
+        "none",
+        "fast path: none, or bf16 (bfloat16 autocast around training forward passes and the "
+        "attacks' forward passes; losses stay float32; pays off on GPUs)",
+    )
+    compile: bool = option(
+        False,
+        "fast path: train through torch.compile(model); checkpoints hold the plain module's "
+        "weights (needs a working compiler toolchain)",
+    )
 
 
 @dataclass
@@ -142,6 +162,11 @@ class EvalConfig:
     )
     masking: bool = option(False, "also run the gradient-masking checks and give a verdict")
     masking_budget: str = option("quick", "cost of the masking checks: quick or standard")
+    early_exit: bool = option(
+        True,
+        "PGD-type attacks stop iterating on points already fooled (AutoAttack style); the "
+        "per-sample verdicts are the same as without it, only cheaper (docs/evaluation.md)",
+    )
 
 
 #: the defences that ``adversarial.method`` names (docs/defences.md).
@@ -405,6 +430,7 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise ConfigError(message)
     validate_adversarial(cfg.adversarial, cfg.train.epochs)
+    validate_fast_paths(cfg)
     if cfg.eval.norm not in {"linf", "l2"}:
         raise ConfigError("eval.norm must be linf or l2")
     if cfg.eval.masking_budget not in {"quick", "standard"}:
@@ -426,6 +452,21 @@ def validate(cfg: RunConfig) -> None:
                 f"eval.attacks entry {spec!r} has unknown keys {sorted(extra)}; use name, "
                 "settings and (optionally) label"
             )
+
+
+#: values of ``train.amp``, and the optimisers that have a fused update in torch.
+AMP_MODES = ("none", "bf16")
+FUSED_OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+def validate_fast_paths(cfg: RunConfig) -> None:
+    """The opt-in fast paths (docs/training.md): values and combinations that cannot work."""
+    _choice(cfg.train.amp, "train.amp", AMP_MODES)
+    if cfg.optim.fused and cfg.optim.name not in FUSED_OPTIMIZERS:
+        raise ConfigError(
+            f"optim.fused: torch has no fused {cfg.optim.name} update (only "
+            f"{', '.join(FUSED_OPTIMIZERS)}); set optim.fused false or choose one of those"
+        )
 
 
 def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:

@@ -249,14 +249,28 @@ def input_gradient(
     validated before the loss is computed (an out-of-range label would otherwise surface as an
     index error deep inside the loss, or a device-side assert on GPU).
     """
+    return logits_and_input_gradient(model, loss_fn, x, y, check=check)[1]
+
+
+def logits_and_input_gradient(
+    model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, *, check: bool = False
+) -> tuple[Tensor, Tensor]:
+    """``(model(x), input_gradient(...))`` from one forward pass; both detached.
+
+    The logits come for free with the gradient, so an attack can see which samples its current
+    iterate already fools without another forward pass (early exit, ``pgd.py``). Under a bf16
+    autocast the loss is still computed on float32 logits; float32 and float64 logits are used
+    as they are.
+    """
     with torch.enable_grad():
         x_in = x.detach().requires_grad_(True)
         logits = model(x_in)
         if check:
             check_labels(logits, y)
-        loss = loss_fn(logits, y).sum()
+        low_precision = logits.dtype not in (torch.float32, torch.float64)
+        loss = loss_fn(logits.float() if low_precision else logits, y).sum()
         (grad,) = torch.autograd.grad(loss, x_in)
-    return grad.detach()
+    return logits.detach(), grad.detach()
 
 
 def choose_targets(logits: Tensor, y: Tensor, mode: str, generator: torch.Generator) -> Tensor:

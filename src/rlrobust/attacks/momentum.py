@@ -15,7 +15,8 @@ other models (Dong et al. 2018, Sec. 3.1), which is why it is the usual base of 
 
 Defaults follow Dong et al.: ``mu = 1.0``, ``steps = 10``, ``step_size = eps / steps`` (so the
 iterates can just reach the boundary of the ball), no random start. Losses, targets and restarts
-work as in ``PGD`` (this class only replaces the inner loop).
+work as in ``PGD``, and so do ``keep_fooling`` and ``early_exit`` (this class only replaces the
+step direction).
 
 Shapes: x (N, ...) float in [0, 1], y (N,) int64; returns x_adv shaped like x.
 
@@ -31,21 +32,15 @@ from numbers import Real
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rlrobust.attacks.base import (
     SAFE_DIVISION,
-    LossFn,
     _per_sample,
     check_eps,
-    check_labels,
     check_norm,
     check_positive_int,
-    clamp01,
-    input_gradient,
     normalize_l2,
-    project,
-    random_start,
 )
 from rlrobust.attacks.pgd import PGD
 from rlrobust.errors import ConfigError
@@ -61,7 +56,7 @@ class MomentumPGD(PGD):
         step_size: default ``eps / steps`` (Dong et al.'s alpha = eps / T).
         mu: momentum decay factor (default 1.0, Dong et al.); 0 gives plain PGD.
         random_start: start from a random point of the ball (default False, as Dong et al.).
-        restarts, loss, targeted, target, seed: as in ``PGD``.
+        restarts, loss, targeted, target, keep_fooling, early_exit, seed: as in ``PGD``.
     """
 
     name = "mpgd"
@@ -78,6 +73,8 @@ class MomentumPGD(PGD):
         loss: str = "ce",
         targeted: bool = False,
         target: str = "random",
+        keep_fooling: bool = False,
+        early_exit: bool = False,
         seed: int = 0,
     ) -> None:
         if step_size is None:
@@ -95,29 +92,24 @@ class MomentumPGD(PGD):
             loss=loss,
             targeted=targeted,
             target=target,
+            keep_fooling=keep_fooling,
+            early_exit=early_exit,
             seed=seed,
         )
         if isinstance(mu, bool) or not isinstance(mu, Real) or not 0 <= mu < float("inf"):
             raise ConfigError(f"mu must be a finite number >= 0, got {mu!r}; Dong et al. use 1.0")
         self.mu = float(mu)
 
-    def _single_run(
-        self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, generator: torch.Generator
-    ) -> Tensor:
-        x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x
-        momentum = torch.zeros_like(x)
-        if self.steps == 0:
-            with torch.no_grad():
-                check_labels(model(x), y)
-        for step in range(self.steps):
-            grad = input_gradient(model, loss_fn, x_adv, y, check=step == 0)
-            # Dong Eq. 6: the L1 normalisation puts every step's gradient on the same scale, so
-            # the momentum is an average of directions, not dominated by large early gradients.
-            l1 = grad.flatten(1).abs().sum(dim=1)
-            momentum = self.mu * momentum + grad / _per_sample(l1 + SAFE_DIVISION, grad)
-            direction = momentum.sign() if self.norm == "linf" else normalize_l2(momentum)
-            x_adv = clamp01(project(x_adv + self.step_size * direction, x, self.eps, self.norm))
-        return x_adv
+    def _initial_state(self, x: Tensor) -> Tensor:
+        return torch.zeros_like(x)  # the accumulated gradient g_0 = 0
+
+    def _direction(self, grad: Tensor, momentum: Tensor) -> tuple[Tensor, Tensor]:
+        # Dong Eq. 6: the L1 normalisation puts every step's gradient on the same scale, so
+        # the momentum is an average of directions, not dominated by large early gradients.
+        l1 = grad.flatten(1).abs().sum(dim=1)
+        momentum = self.mu * momentum + grad / _per_sample(l1 + SAFE_DIVISION, grad)
+        direction = momentum.sign() if self.norm == "linf" else normalize_l2(momentum)
+        return direction, momentum
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "mu": self.mu}

@@ -18,6 +18,19 @@ earlier restart has fooled. Per sample, the first restart that fools the model i
 otherwise the final iterate with the highest attack loss. Restart 0 draws the same random
 numbers as a single-restart run with the same seed, so more restarts never fool fewer samples.
 
+Keeping any fooling iterate (``keep_fooling=True``; AutoAttack's choice, and what the
+evaluation protocol uses): per sample, the first iterate x_0 (the start), x_1, ..., x_{steps-1}
+whose prediction is already wrong (targeted: already the target) is returned; samples that none
+of these fools get the last iterate, as without the setting. A point fooled mid-way therefore
+counts as fooled even if later steps would have carried it back, so the attack is never weaker
+per sample than the last iterate alone (with one restart). The check costs nothing: the logits
+come from the forward pass of the gradient step.
+
+Early exit (``early_exit=True``, needs ``keep_fooling``): fooled samples leave the working batch,
+so later steps forward and backward only the samples still unfooled. The returned points are the
+same as with ``keep_fooling`` alone (the per-sample computation and the random draws do not
+depend on which other samples are in the batch); only fewer forward passes are made.
+
 Shapes: x (N, ...) float in [0, 1], y (N,) int64; returns x_adv shaped like x. The batch is
 processed at once; the only Python loops are over restarts and steps.
 
@@ -46,11 +59,13 @@ from rlrobust.attacks.base import (
     choose_targets,
     clamp01,
     input_gradient,
+    logits_and_input_gradient,
     normalize_l2,
     project,
     random_start,
 )
 from rlrobust.attacks.losses import check_loss_name, get_loss
+from rlrobust.errors import ConfigError
 
 DEFAULT_LINF_STEP_SIZE = 0.01
 
@@ -68,6 +83,10 @@ class PGD(Attack):
         loss: ``"ce"`` (default), ``"margin"`` or ``"dlr"``.
         targeted: push towards a target class instead of away from the label.
         target: ``"random"`` (drawn from the seed) or ``"least_likely"`` (from the clean logits).
+        keep_fooling: per sample, return the first iterate that fools the model (default False:
+            the last iterate).
+        early_exit: with ``keep_fooling``, stop iterating on fooled samples (same result, fewer
+            forward passes; default False).
         seed: seeds the private generator (random starts, random targets).
     """
 
@@ -84,9 +103,19 @@ class PGD(Attack):
         loss: str = "ce",
         targeted: bool = False,
         target: str = "random",
+        keep_fooling: bool = False,
+        early_exit: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(eps=eps, norm=norm, seed=seed)
+        if early_exit and not keep_fooling:
+            raise ConfigError(
+                "early_exit=True needs keep_fooling=True: when the last iterate is the answer, "
+                "a point fooled mid-way may recover later, so it cannot stop early; pass "
+                "keep_fooling=True as well (or early_exit=False)"
+            )
+        self.keep_fooling = bool(keep_fooling)
+        self.early_exit = bool(early_exit)
         self.steps = check_positive_int(steps, "steps", minimum=0)
         if step_size is None:
             step_size = (
@@ -115,6 +144,8 @@ class PGD(Attack):
         if self.restarts == 1:
             # One run: its last iterate is the answer, so no extra forward pass is needed to
             # compare restarts (the labels are checked inside the first gradient step).
+            if self.keep_fooling:
+                return self._keep_fooling_run(model, x, y, goal, generator)[0]
             return self._single_run(model, self._loss_fn(goal), x, y, generator)
 
         best = x.clone()
@@ -124,12 +155,27 @@ class PGD(Attack):
             todo = (~fooled).nonzero().squeeze(1)
             if todo.numel() == 0:
                 break
-            loss_fn = self._loss_fn(goal[todo])
-            x_adv = self._single_run(model, loss_fn, x[todo], y[todo], generator)
-            with torch.no_grad():
-                logits = model(x_adv)
-                loss = loss_fn(logits, y[todo]).float()
-            success = self._success(logits, y[todo], goal[todo])
+            if self.keep_fooling:
+                x_adv, success = self._keep_fooling_run(
+                    model, x[todo], y[todo], goal[todo], generator
+                )
+            else:
+                x_adv = self._single_run(
+                    model, self._loss_fn(goal[todo]), x[todo], y[todo], generator
+                )
+                success = torch.zeros(todo.numel(), dtype=torch.bool, device=x.device)
+            # The last iterates still need a forward pass (early exit: only the unfooled ones).
+            check = (
+                (~success).nonzero().squeeze(1)
+                if self.early_exit
+                else torch.arange(todo.numel(), device=x.device)
+            )
+            loss = torch.full((todo.numel(),), float("-inf"), device=x.device)
+            if check.numel():
+                with torch.no_grad():
+                    logits = model(x_adv[check])
+                    loss[check] = self._loss_fn(goal[todo][check])(logits, y[todo][check]).float()
+                success[check] |= self._success(logits, y[todo][check], goal[todo][check])
             # Everything in `todo` is still unfooled, so a success here is the first one.
             keep = success | (loss > best_loss[todo])
             best[todo[keep]] = x_adv[keep]
@@ -145,18 +191,67 @@ class PGD(Attack):
         prediction = logits.argmax(dim=1)
         return prediction == goal if self.targeted else prediction != y
 
+    def _initial_state(self, x: Tensor) -> Tensor | None:
+        """Per-sample state carried across steps (none for PGD; momentum in ``MomentumPGD``)."""
+        return None
+
+    def _direction(self, grad: Tensor, state: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The step direction from the gradient, and the updated state."""
+        return (grad.sign() if self.norm == "linf" else normalize_l2(grad)), state
+
     def _single_run(
         self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, generator: torch.Generator
     ) -> Tensor:
         x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x
+        state = self._initial_state(x)
         if self.steps == 0:
             with torch.no_grad():
                 check_labels(model(x), y)
         for step in range(self.steps):
             grad = input_gradient(model, loss_fn, x_adv, y, check=step == 0)
-            direction = grad.sign() if self.norm == "linf" else normalize_l2(grad)
+            direction, state = self._direction(grad, state)
             x_adv = clamp01(project(x_adv + self.step_size * direction, x, self.eps, self.norm))
         return x_adv
+
+    def _keep_fooling_run(
+        self, model: nn.Module, x: Tensor, y: Tensor, goal: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """One run that stops moving a sample at its first fooling iterate.
+
+        Returns ``(x_adv, fooled)``: ``fooled[i]`` says that one of x_0 .. x_{steps-1} fooled
+        sample i, and ``x_adv[i]`` is the first such iterate; the other samples get the last
+        iterate, which the caller checks. With ``early_exit`` the gradient passes cover only
+        the samples still moving; without it they cover all (the result is the same).
+        """
+        n = x.shape[0]
+        x_adv = random_start(x, self.eps, self.norm, generator) if self.random_start else x.clone()
+        state = self._initial_state(x)
+        fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
+        everyone = torch.arange(n, device=x.device)
+        moving = everyone
+        if self.steps == 0:
+            with torch.no_grad():
+                check_labels(model(x), y)
+        for step in range(self.steps):
+            rows = moving if self.early_exit else everyone
+            logits, grad = logits_and_input_gradient(
+                model, self._loss_fn(goal[rows]), x_adv[rows], y[rows], check=step == 0
+            )
+            # The logits belong to the current iterate: a sample it fools stops here.
+            fooled[rows] |= self._success(logits, y[rows], goal[rows])
+            go = ~fooled[rows]
+            moving = rows[go]
+            if moving.numel() == 0:
+                break
+            direction, moved_state = self._direction(
+                grad[go], None if state is None else state[moving]
+            )
+            if state is not None:
+                state[moving] = moved_state
+            x_adv[moving] = clamp01(
+                project(x_adv[moving] + self.step_size * direction, x[moving], self.eps, self.norm)
+            )
+        return x_adv, fooled
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -168,4 +263,6 @@ class PGD(Attack):
             "loss": self.loss,
             "targeted": self.targeted,
             "target": self.target,
+            "keep_fooling": self.keep_fooling,
+            "early_exit": self.early_exit,
         }

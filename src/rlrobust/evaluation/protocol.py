@@ -8,20 +8,32 @@ Two orders are offered. ``cascade=False`` (default) attacks every clean-correct 
 attack, so each attack has its own accuracy (the FGSM and PGD columns of Kim's tables).
 ``cascade=True`` attacks only points that survived the previous attacks, as AutoAttack does;
 the worst case is the same either way, only the cost and the per-attack columns differ.
+
+Iterative attacks (PGD and momentum PGD) count a point as fooled when *any* of their iterates
+fools it, not only the last one (AutoAttack's rule; ``keep_fooling`` in ``attacks/pgd.py``).
+With ``early_exit`` (the default) they also stop iterating on points already fooled, which
+shrinks the working batch; the per-sample verdicts are the same with and without it
+(docs/evaluation.md, "Fast paths").
+
+Fast paths shared with training (``training/fast.py``, off by default): ``channels_last`` puts
+the model and the 4-D batches in channels_last layout; ``amp="bf16"`` runs the attacks' forward
+passes under bfloat16 autocast. The clean and final verdict passes always run in float32.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from rlrobust.attacks import build_attack
+from rlrobust.attacks import PGD, build_attack
 from rlrobust.data import ImageData, iterate_batches
 from rlrobust.errors import RLRobustError
 from rlrobust.evaluation.audit import AuditAccumulator
+from rlrobust.training.fast import autocast, batch_to_channels_last, model_to_channels_last
 
 
 def as_attacks(attacks: Sequence) -> list[tuple[str, object]]:
@@ -39,6 +51,28 @@ def as_attacks(attacks: Sequence) -> list[tuple[str, object]]:
         labels.add(label)
         built.append((label, attack))
     return built
+
+
+def protocol_variant(attack, early_exit: bool):
+    """The attack as the protocol runs it: PGD-type attacks keep any fooling iterate.
+
+    A copy, so the caller's attack object is left as it is. ``early_exit`` only decides whether
+    fooled points leave the working batch; it cannot change a verdict (``attacks/pgd.py``).
+    """
+    if isinstance(attack, PGD):
+        attack = copy.copy(attack)
+        attack.keep_fooling = True
+        attack.early_exit = bool(early_exit)
+    return attack
+
+
+def fast_path_options(cfg) -> dict:
+    """``evaluate``'s fast-path keywords from a run config (``eval.early_exit``, ``train.*``)."""
+    return {
+        "early_exit": cfg.eval.early_exit,
+        "channels_last": cfg.train.channels_last,
+        "amp": cfg.train.amp,
+    }
 
 
 def _add_breakdown(totals: dict[str, dict[str, int]], label: str, attack) -> None:
@@ -67,15 +101,21 @@ def evaluate(
     device: str | torch.device = "cpu",
     cascade: bool = False,
     progress: bool = False,
+    early_exit: bool = True,
+    channels_last: bool = False,
+    amp: str = "none",
 ) -> dict:
     """Evaluate ``model`` on ``data`` under ``attacks``; returns a JSON-able record.
 
     The record holds ``clean_accuracy``, one entry per attack with its ``accuracy`` (standalone,
     or cumulative when ``cascade``) and ``audit``, the worst-case ``robust_accuracy``, and
     ``per_sample`` flags (``clean_correct``, one list per attack, ``robust``).
+
+    ``early_exit``, ``channels_last`` and ``amp`` are the fast paths (module docstring); with
+    ``channels_last`` the model's 4-D weights are switched to that layout (same values).
     """
     device = torch.device(device)
-    labelled = as_attacks(attacks)
+    labelled = [(label, protocol_variant(a, early_exit)) for label, a in as_attacks(attacks)]
     audits = {label: AuditAccumulator(float(a.eps), a.norm) for label, a in labelled}
     seconds = dict.fromkeys(audits, 0.0)
     breakdowns: dict[str, dict[str, int]] = {}  # ensembles: which member fooled how many points
@@ -85,6 +125,8 @@ def evaluate(
 
     was_training = model.training
     model.eval()
+    if channels_last:
+        model_to_channels_last(model)
     try:
         batches = iterate_batches(data, batch_size, device)
         for x, y in tqdm(
@@ -94,6 +136,8 @@ def evaluate(
             leave=False,
             total=(len(data) + batch_size - 1) // batch_size,
         ):
+            if channels_last:
+                x = batch_to_channels_last(x)
             with torch.no_grad():
                 logits = model(x)
             _check_output(logits, len(x))
@@ -106,7 +150,8 @@ def evaluate(
                 index = todo.nonzero().flatten()
                 if len(index):
                     started = time.perf_counter()
-                    x_adv = attack(model, x[index], y[index])
+                    with autocast(amp, device):  # the attack's passes; verdicts in float32
+                        x_adv = attack(model, x[index], y[index])
                     with torch.no_grad():
                         still = model(x_adv).argmax(dim=1) == y[index]
                     seconds[label] += time.perf_counter() - started
@@ -141,6 +186,7 @@ def evaluate(
     return {
         "n_examples": n,
         "cascade": cascade,
+        "early_exit": early_exit,
         "clean_accuracy": float(clean.float().mean()) if n else 0.0,
         "attacks": entries,
         "robust_accuracy": float(robust.float().mean()) if n else 0.0,

@@ -16,7 +16,7 @@ from rlrobust.data import ImageData
 from rlrobust.errors import ConfigError
 from rlrobust.evaluation.curves import robustness_curve
 from rlrobust.evaluation.presets import preset_attacks
-from rlrobust.evaluation.protocol import evaluate
+from rlrobust.evaluation.protocol import evaluate, fast_path_options
 
 # Attacks that see only outputs or craft on another model; everything else is white-box.
 BLACK_BOX = {"square", "transfer"}
@@ -59,8 +59,14 @@ def run_suite(
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool = False,
+    early_exit: bool = True,
+    channels_last: bool = False,
+    amp: str = "none",
 ) -> dict:
-    """Evaluate ``model`` on ``data``; returns ``{"evaluation", "curve"?, "masking"?}``."""
+    """Evaluate ``model`` on ``data``; returns ``{"evaluation", "curve"?, "masking"?}``.
+
+    ``early_exit``, ``channels_last`` and ``amp`` are ``evaluate``'s fast paths (docs/evaluation.md).
+    """
     specs = list(attacks)
     if (preset or surrogate is not None or masking) and eps is None:
         raise ConfigError(
@@ -71,7 +77,16 @@ def run_suite(
     if surrogate is not None:
         specs += transfer_attacks(surrogate, eps, norm)
     record = evaluate(
-        model, data, specs, batch_size=batch_size, device=device, cascade=cascade, progress=progress
+        model,
+        data,
+        specs,
+        batch_size=batch_size,
+        device=device,
+        cascade=cascade,
+        progress=progress,
+        early_exit=early_exit,
+        channels_last=channels_last,
+        amp=amp,
     )
     result: dict = {"evaluation": record}
     if eps_curve:
@@ -128,5 +143,6 @@ def run_suite_for_config(
         batch_size=cfg.data.eval_batch_size,
         device=device,
         seed=cfg.eval.seed,
+        **fast_path_options(cfg),
         progress=progress,
     )

@@ -37,6 +37,9 @@ class Scale:
     per_variant: dict[str, dict] = field(default_factory=dict)
     grid: dict[str, list] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # differences no field comparison shows
+    # After training and evaluation, RLAB (greedy) on every run with these settings:
+    # patch_size, budget, n_examples (see experiments/presets_attacks.py).
+    rlab: dict | None = None
 
 
 @dataclass
@@ -382,9 +385,23 @@ def _kim_trades() -> Preset:
     )
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p for p in (_kim_mnist(), _kim_lambda(), _gupta(), _zou(), _kim_trades())
-}
+def _all_presets() -> dict[str, Preset]:
+    # Imported here: the L2L and RLAB presets build on this module's scales and attack lists.
+    from rlrobust.experiments.presets_attacks import l2l_preset, rlab_preset
+
+    presets = (
+        _kim_mnist(),
+        _kim_lambda(),
+        _gupta(),
+        _zou(),
+        _kim_trades(),
+        l2l_preset(),
+        rlab_preset(),
+    )
+    return {p.name: p for p in presets}
+
+
+PRESETS: dict[str, Preset] = _all_presets()
 
 
 def get_preset(name: str) -> Preset:

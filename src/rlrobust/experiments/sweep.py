@@ -401,6 +401,9 @@ def point_metrics(run_dir: Path) -> dict[str, float]:
         metrics.update({e["label"]: 100 * e["accuracy"] for e in record["attacks"]})
         if record["attacks"]:
             metrics["worst_case"] = 100 * record["robust_accuracy"]
+        rlab = run_dir / "rlab" / "rlab.json"  # written by the RLAB reproduction preset
+        if rlab.is_file():
+            metrics["rlab_success"] = 100 * json.loads(rlab.read_text())["rlab"]["success_rate"]
         return metrics
     from rlrobust.training.checkpoint import read_state
 

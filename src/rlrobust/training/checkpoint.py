@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save
 
 from rlrobust.errors import CheckpointError
 from rlrobust.files import atomic_write_bytes, atomic_write_json
+from rlrobust.training.fast import plain_module, plain_state_dict
 
 STATE_FILE = "state.json"
 
@@ -23,14 +24,17 @@ STATE_FILE = "state.json"
 def save_weights(
     model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None
 ) -> Path:
-    tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
+    # A torch.compile wrapper's keys carry an "_orig_mod." prefix: save the plain module's names,
+    # so the file loads into an uncompiled model. contiguous() also undoes channels_last.
+    tensors = {name: t.detach().cpu().contiguous() for name, t in plain_state_dict(model).items()}
     return atomic_write_bytes(path, save(tensors, metadata=metadata))
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     """Load safetensors weights into ``model``; any mismatch is an error that lists the keys."""
     tensors = _read_safetensors(Path(path))
-    expected = model.state_dict()
+    plain = plain_module(model)  # the module itself under a torch.compile wrapper
+    expected = plain.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong_shape = sorted(
@@ -44,7 +48,7 @@ def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
             f"{unexpected[:5]}, wrong shapes {wrong_shape[:5]}; build the model with the same name, "
             "number of classes and input shape as the run that saved it (see its config.json)"
         )
-    model.load_state_dict(tensors)
+    plain.load_state_dict(tensors)
     return model
 
 

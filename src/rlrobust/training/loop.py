@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
+from rlrobust.training.fast import autocast, batch_to_channels_last
 from rlrobust.training.steps import ObjectiveStep
 
 Objective = Callable[..., tuple[torch.Tensor, dict]]
@@ -23,19 +24,28 @@ def train_one_epoch(
     epoch: int = 0,
     progress: bool = False,
     description: str = "train",
+    channels_last: bool = False,
+    amp: str = "none",
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; returns the batch-size-weighted mean of every stat.
 
     ``objective(logits, y, generator=...)`` returns ``(loss, stats)``; its stats (reward_mean,
     action_accuracy, entropy, exploration_rate, ...) are logged under their own names. ``step``
     (default: plain training, see ``steps.py``) turns a batch into a loss, e.g. adversarially.
+
+    Fast paths (``fast.py``, off by default): ``channels_last`` hands 4-D batches to the model in
+    channels_last layout (the model should be converted too); ``amp="bf16"`` runs the step's
+    forward passes under bfloat16 autocast; the backward pass and the update stay outside it.
     """
     step = step or ObjectiveStep()
     model.train()
     totals: dict[str, float] = {}
     seen = 0
     for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
-        loss, stats = step(model, x, y, objective, epoch=epoch, generator=generator)
+        if channels_last:
+            x = batch_to_channels_last(x)
+        with autocast(amp, x.device):
+            loss, stats = step(model, x, y, objective, epoch=epoch, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -10,10 +10,33 @@ import math
 
 import torch
 
-from rlrobust.config import OptimConfig
+from rlrobust.config import FUSED_OPTIMIZERS, OptimConfig
+from rlrobust.errors import ConfigError
 
 
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
+    """The optimiser ``cfg`` names; ``cfg.fused`` asks torch for its fused update (a fast path)."""
+    fused = cfg.fused
+    if fused and cfg.name not in FUSED_OPTIMIZERS:
+        raise ConfigError(
+            f"optim.fused: torch has no fused {cfg.name} update (only "
+            f"{', '.join(FUSED_OPTIMIZERS)}); set optim.fused false or choose one of those"
+        )
+    # The default path passes no `fused` argument at all, so it runs exactly as before.
+    extra = {"fused": True} if fused else {}
+    try:
+        return _build(cfg, params, extra)
+    except RuntimeError as error:
+        if not fused:
+            raise
+        raise ConfigError(
+            f"optim.fused: torch cannot use the fused {cfg.name} update here ({error}); it needs "
+            "floating-point parameters on a device with fused kernels (cpu or cuda): set "
+            "optim.fused false"
+        ) from error
+
+
+def _build(cfg: OptimConfig, params, extra: dict) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params,
@@ -21,11 +44,12 @@ def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:
             momentum=cfg.momentum,
             weight_decay=cfg.weight_decay,
             nesterov=cfg.nesterov,
+            **extra,
         )
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
     if cfg.name == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
     if cfg.name == "rmsprop":
         # Gupta 2020 trains with RMSprop (lr 1e-4, decay 1e-6, after the TensorFlow CIFAR example).
         return torch.optim.RMSprop(

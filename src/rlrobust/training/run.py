@@ -27,6 +27,12 @@ from rlrobust.files import atomic_write_json, atomic_write_text
 from rlrobust.seeding import make_generator, seed_everything
 from rlrobust.training.checkpoint import load_checkpoint, read_state, save_checkpoint
 from rlrobust.training.distributed import from_environment
+from rlrobust.training.fast import (
+    compile_errors,
+    compile_model,
+    model_to_channels_last,
+    warn_if_amp_on_cpu,
+)
 from rlrobust.training.loop import train_one_epoch
 from rlrobust.training.optim import build_optimizer, lr_at_epoch, set_lr
 from rlrobust.training.schedules import TwoStageState
@@ -118,6 +124,12 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
     seed_everything(seed)
     splits = load_splits(cfg.data, seed)
     model = model_for(cfg.model, splits.train).to(device)
+    # Fast paths (docs/training.md), all off by default; a config saved before they existed
+    # loads with the defaults, so it resumes without them.
+    channels_last, amp = cfg.train.channels_last, cfg.train.amp
+    if channels_last:
+        model_to_channels_last(model)
+    warn_if_amp_on_cpu(amp, device, log)
     main_objective = objective_for(cfg.objective.name, cfg.objective.options)
     two_stage = TwoStageState(cfg.two_stage.enabled, cfg.two_stage.switch_accuracy)
     warmup_objective = (
@@ -137,6 +149,10 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         augment=augment_for(cfg.data),
     )
     train_model = model if ddp is None else ddp.wrap(model)
+    if cfg.train.compile:
+        # Only the training forward runs compiled; `model` (the plain module, same parameters)
+        # is what checkpoints save and what the held-out accuracy uses.
+        train_model = compile_model(train_model)
     writes = ddp is None or ddp.is_main
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -161,17 +177,20 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         set_lr(optimizer, lr)
         stage = two_stage.stage
         objective = warmup_objective if stage == "warmup" else main_objective
-        stats = train_one_epoch(
-            train_model,
-            loader,
-            objective,
-            optimizer,
-            generator,
-            step=step,
-            epoch=epoch,
-            progress=progress,
-            description=f"epoch {epoch + 1}/{cfg.train.epochs}",
-        )
+        with compile_errors():  # a compiler failing at the first call: a ConfigError
+            stats = train_one_epoch(
+                train_model,
+                loader,
+                objective,
+                optimizer,
+                generator,
+                step=step,
+                epoch=epoch,
+                progress=progress,
+                description=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                channels_last=channels_last,
+                amp=amp,
+            )
         if ddp is not None:
             stats = ddp.average_stats(stats, loader.local_samples())
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
