@@ -21,6 +21,18 @@ from rlrobust.experiments.presets import (
     pgd,
 )
 
+# Our choice where the papers do not say: ResNet-18, 100 epochs of SGD with a cosine schedule.
+CIFAR_RESNET18 = {
+    "data.name": "cifar10",
+    "model.name": "resnet18",
+    "optim.name": "sgd",
+    "optim.lr": 0.1,
+    "optim.momentum": 0.9,
+    "optim.weight_decay": 5e-4,
+    "optim.schedule": "cosine",
+    "train.epochs": 100,
+}
+
 
 def l2l_preset() -> Preset:
     def adversarial(method: str, eps: float, **extra) -> dict:
@@ -69,14 +81,7 @@ def l2l_preset() -> Preset:
             ),
             "paper": Scale(
                 {
-                    "data.name": "cifar10",
-                    "model.name": "resnet18",
-                    "optim.name": "sgd",
-                    "optim.lr": 0.1,
-                    "optim.momentum": 0.9,
-                    "optim.weight_decay": 5e-4,
-                    "optim.schedule": "cosine",
-                    "train.epochs": 100,
+                    **CIFAR_RESNET18,
                     **adversarial(
                         "pgd_at", 0.031, **{"adversarial.steps": 10, "adversarial.step_size": 0.007}
                     ),
@@ -125,14 +130,7 @@ def rlab_preset() -> Preset:
             ),
             "paper": Scale(
                 {
-                    "data.name": "cifar10",
-                    "model.name": "resnet18",
-                    "optim.name": "sgd",
-                    "optim.lr": 0.1,
-                    "optim.momentum": 0.9,
-                    "optim.weight_decay": 5e-4,
-                    "optim.schedule": "cosine",
-                    "train.epochs": 100,
+                    **CIFAR_RESNET18,
                     "eval.attacks": [fgsm(CIFAR_EPS), pgd(CIFAR_EPS, 20, 2 / 255)],
                 },
                 [0],

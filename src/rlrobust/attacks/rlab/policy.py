@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from rlrobust.attacks.rlab.env import CLEAN, RLABEnv
 from rlrobust.attacks.rlab.filters import Operation
 from rlrobust.errors import CheckpointError
-from rlrobust.files import atomic_write_json
+from rlrobust.files import atomic_write_bytes, atomic_write_json
 
 GLOBAL_FEATURES = 5
 AGENT_WEIGHTS, AGENT_META = "agent.safetensors", "agent.json"
@@ -133,9 +133,8 @@ class LearnedAgent:
     def save(self, directory: str | Path, extra: dict | None = None) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (AGENT_WEIGHTS + ".tmp")
-        save_file({k: v.contiguous() for k, v in self.net.state_dict().items()}, str(tmp))
-        tmp.replace(directory / AGENT_WEIGHTS)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        atomic_write_bytes(directory / AGENT_WEIGHTS, save(tensors))
         meta = {
             "ops": [{"filter": o.filter, "level": o.level} for o in self.ops],
             "hidden": self.net.hidden,
