@@ -194,3 +194,23 @@ def test_page_renders_in_headless_chromium(runs, tmp_path):
     assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000
     # A blank (all-white) page has zero variance; text, tables and plots give far more.
     assert pixels[..., :3].var() > 1e-3
+
+
+def test_rlab_records_and_grids_are_in_the_report(runs, tmp_path):
+    import shutil
+
+    from rlrobust.cli import main
+
+    run = tmp_path / "ce-with-rlab"
+    shutil.copytree(runs["ce"], run)
+    argv = ["attack", "rlab", str(run), "--n-examples", "12", "--patch-size", "2"]
+    assert main([*argv, "--budget", "150", "--quiet"]) == 0  # writes RUN/rlab-greedy
+    record = json.loads((run / "rlab-greedy" / "rlab.json").read_text())
+    written = build_report([run], tmp_path / "report")
+    page = written["html"].read_text()
+    assert "RLAB (query-only attack, localisation masks)" in page
+    assert f"{100 * record['rlab']['success_rate']:.1f}" in page
+    grid = base64.b64encode((run / "rlab-greedy" / "grid.png").read_bytes()).decode()
+    assert grid in DATA_URI.findall(page)
+    markdown = written["markdown"].read_text()
+    assert "figures/rlab-ce-with-rlab-rlab-greedy.png" in markdown

@@ -45,6 +45,7 @@ class RunRecords:
     state: dict = field(default_factory=dict)
     evaluations: dict[str, dict] = field(default_factory=dict)  # file stem -> record
     diagnostics: dict | None = None
+    rlab: dict[str, dict] = field(default_factory=dict)  # output folder -> rlab.json record
 
 
 @dataclass
@@ -97,6 +98,9 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunRecords:
         state=_json(run_dir / "state.json") or {},
         evaluations=evaluations,
         diagnostics=_json(run_dir / "diagnostics.json"),
+        rlab={
+            p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("*/rlab.json"))
+        },
     )
 
 
@@ -245,6 +249,55 @@ def diagnostics_figures(runs: list[RunRecords], scratch: Path) -> list[Figure]:
 
 
 # ---------------------------------------------------------------- page parts
+
+
+def rlab_rows(runs: list[RunRecords]) -> tuple[list[str], list[list[object]]]:
+    """One row per RLAB record: success, queries, L2 and the masks' Dice with the foreground."""
+    header = [
+        "run",
+        "record",
+        "agent",
+        "success %",
+        "queries (mean / median)",
+        "L2",
+        "mask Dice: RLAB",
+        "mask Dice: best saliency",
+    ]
+    rows = []
+    for run in runs:
+        for folder, record in run.rlab.items():
+            m = record["rlab"]
+            scores = record.get("masks", {}).get("vs_foreground", {})
+            saliency = [
+                v["dice_mean"] for k, v in scores.items() if k not in {"rlab", "random_patches"}
+            ]
+            q = m["queries_success"]
+            rows.append(
+                [
+                    run.name,
+                    folder,
+                    record["agent"],
+                    f"{100 * m['success_rate']:.1f}",
+                    f"{q['mean']:.1f} / {q['median']:.0f}",
+                    f"{m['l2']['mean']:.2f}",
+                    f"{scores['rlab']['dice_mean']:.3f}" if "rlab" in scores else "-",
+                    f"{max(saliency):.3f}" if saliency else "-",
+                ]
+            )
+    return header, rows
+
+
+def rlab_figures(runs: list[RunRecords]) -> list[Figure]:
+    """The image grids (original | adversarial | mask) that ``rlrobust attack rlab`` drew."""
+    figures = []
+    for run in runs:
+        for folder, record in run.rlab.items():
+            grid = run.path / folder / record.get("grid", "grid.png")
+            if record.get("grid") and grid.is_file():
+                slug = f"{run.name}-{folder}".replace("/", "-")
+                caption = f"RLAB on {run.name} ({folder}): original, adversarial, mask"
+                figures.append(Figure(f"rlab-{slug}.png", caption, grid.read_bytes()))
+    return figures
 
 
 def _masking_records(runs: list[RunRecords]) -> dict[str, dict]:
@@ -400,6 +453,14 @@ def build_report(
                 else:
                     html_parts.append('<p class="muted">no flag raised</p>')
                 md_parts.extend([f"**{name}**", "", *masking_lines(record), ""])
+
+        if any(run.rlab for run in runs):
+            section("RLAB (query-only attack, localisation masks)")
+            header, rows = rlab_rows(runs)
+            html_parts.append(H.table(header, rows))
+            md_parts.extend([_md_table(header, rows), ""])
+            for figure in rlab_figures(runs):
+                add_figure(figure)
 
         diag = diagnostics_figures(runs, scratch)
         if diag:
