@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 EPILOG = """examples:
@@ -180,6 +181,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         else None,
         retrain_examples=args.retrain_examples,
         check_eps=args.eps,
+        progress=not args.quiet and sys.stderr.isatty(),
     )
     out = Path(args.out) if args.out else run_dir / f"rlab-{args.agent}"
     log = (lambda *_: None) if args.quiet else print

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from rlrobust.attacks.fgsm import FGSM
 from rlrobust.attacks.pgd import PGD
@@ -52,6 +53,7 @@ class RLABExperiment:
     retrain_examples: int = 2000
     check_eps: float | None = None  # FGSM / PGD-40 before and after retraining
     grid_rows: int = 8
+    progress: bool = False  # tqdm bars for agent training and the attacks
 
     def check(self) -> None:
         if self.agent not in {"greedy", "learned"}:
@@ -88,8 +90,14 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
     log(f"training an RLAB agent for {exp.training.iterations} iterations ...")
     start = time.perf_counter()
 
+    bar = tqdm(total=exp.training.iterations, desc="RLAB agent", disable=not exp.progress)
+
     def report(it: int, stats: dict) -> None:
-        if (it + 1) % max(1, exp.training.iterations // 10) == 0:
+        bar.update(1)
+        bar.set_postfix(
+            success=f"{stats['success_rate']:.2f}", queries=f"{stats['mean_queries']:.1f}"
+        )
+        if (it + 1) % max(1, exp.training.iterations // 10) == 0 and not exp.progress:
             log(
                 f"  iteration {it + 1}: success {stats['success_rate']:.2f}, "
                 f"queries {stats['mean_queries']:.1f}"
@@ -104,6 +112,7 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
         seed=exp.settings.seed,
         progress=report,
     )
+    bar.close()
     seconds = time.perf_counter() - start
     info = {
         "agent": "learned",
@@ -139,6 +148,12 @@ def robustness(model: nn.Module, x: Tensor, y: Tensor, eps: float) -> dict[str, 
     return out
 
 
+def attack_with_bar(model, x, y, agent, exp: RLABExperiment, desc: str):
+    """``rlab_attack`` with a progress bar over inputs when ``exp.progress``."""
+    with tqdm(total=x.shape[0], desc=desc, unit="input", disable=not exp.progress) as bar:
+        return rlab_attack(model, x, y, agent, exp.settings, progress=bar.update)
+
+
 def run_rlab(
     model: nn.Module,
     test: ImageData,
@@ -155,7 +170,7 @@ def run_rlab(
     agent, agent_info = get_agent(model, exp, train, log)
     log(f"RLAB ({agent.name}) on {x.shape[0]} test inputs, budget {exp.settings.budget} queries")
     start = time.perf_counter()
-    result = rlab_attack(model, x, y, agent, exp.settings)
+    result = attack_with_bar(model, x, y, agent, exp, "RLAB")
     record: dict = {
         "settings": {**asdict(exp.settings), "operations": [o.label for o in result.ops]},
         **agent_info,
@@ -192,13 +207,13 @@ def retrain_and_compare(model, x, y, train, agent, exp, before, out: Path, log) 
     n = min(exp.retrain_examples, len(train))
     x_train, y_train = as_float(train.take(n, exp.settings.seed))
     log(f"crafting RLAB examples on {n} training images for retraining ...")
-    crafted = rlab_attack(model, x_train, y_train, agent, exp.settings)
+    crafted = attack_with_bar(model, x_train, y_train, agent, exp, "RLAB (training images)")
     ok = crafted.success
     tuned = finetune_on_examples(
         model, x_train, y_train, crafted.x_adv[ok], y_train[ok], exp.retrain
     )
     log("measuring RLAB, FGSM and PGD after retraining ...")
-    after = rlab_attack(tuned, x, y, agent, exp.settings)
+    after = attack_with_bar(tuned, x, y, agent, exp, "RLAB (retrained)")
     from rlrobust.training.checkpoint import save_weights
 
     save_weights(tuned, out / "retrained.safetensors")
