@@ -519,11 +519,18 @@ def plot_heatmap(summary: dict, path: str | Path, metric: str | None = None) -> 
     ax.set_yticks(range(len(axes[0])), [f"{v:g}" for v in axes[0]])
     ax.set_xlabel(keys[1])
     ax.set_ylabel(keys[0])
+    middle = (
+        np.nanmin(grid) + 0.5 * (np.nanmax(grid) - np.nanmin(grid))
+        if np.isfinite(grid).any()
+        else 0
+    )
     for (i, j), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color="w", fontsize=8)
+            # dark text on viridis' light (high) end, white on its dark end: readable everywhere
+            colour = "black" if value > middle else "white"
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", color=colour, fontsize=10)
     fig.colorbar(image, ax=ax, label=f"{metric} accuracy (%), mean over seeds")
-    ax.set_title(f"{metric} over {keys[0].split('.')[-1]} x {keys[1].split('.')[-1]}")
+    ax.set_title(f"{metric} accuracy over {keys[0]} x {keys[1]}", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
