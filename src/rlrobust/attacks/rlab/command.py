@@ -125,7 +125,11 @@ def add_rlab_parser(attack_sub) -> None:
         help="training images to craft RLAB examples on for retraining (default: 2000)",
     )
     p.add_argument(
-        "--retrain-lr", type=float, default=0.01, help="SGD learning rate of the fine-tuning"
+        "--retrain-lr",
+        type=float,
+        default=0.001,
+        help="SGD (momentum 0.9) learning rate of the fine-tuning (default: 0.001; 0.01 cost an "
+        "MNIST LeNet5 2.4 points of clean and 14 of PGD accuracy, 0.001 cost 1.0 and 5.6)",
     )
     p.add_argument(
         "--eps",

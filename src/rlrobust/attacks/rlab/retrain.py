@@ -22,7 +22,7 @@ from rlrobust.errors import ConfigError
 @dataclass
 class Retraining:
     epochs: int = 2
-    lr: float = 0.01
+    lr: float = 0.001
     momentum: float = 0.9
     batch_size: int = 128
     seed: int = 0
