@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -167,7 +168,8 @@ def test_aggregates_from_planted_records_and_heatmap(tmp_path):
     )
 
 
-def test_ray_backend_without_ray_says_how_to_install(tmp_path):
+def test_ray_backend_without_ray_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where Ray is missing
     spec = SweepSpec(base=base(), grid={}, seeds=[0])
     with pytest.raises(RLRobustError, match=r"pip install 'rlrobust\[ray\]'"):
         run_sweep(spec, tmp_path, backend="ray", log=lambda *_: None)

@@ -371,7 +371,9 @@ def _run_pool(args: list[tuple], jobs: int, threads: int, done: Callable[[dict],
 def _run_ray(ray, args, jobs: int, threads: int, address: str | None, done) -> None:
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address) if address else ray.init(num_cpus=jobs)
+        # A local instance gets a CPU for every thread of every job: a task asks for ``threads``
+        # CPUs, and an instance smaller than one task would leave it pending for ever.
+        ray.init(address=address) if address else ray.init(num_cpus=jobs * threads)
 
     def task(point, run_dir, evaluate):
         _init_worker(threads)
