@@ -41,3 +41,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def fit_full_batch():
+    """``fit(model, data, steps=150, lr=0.01)``: full-batch Adam on an ImageData set (digits: about
+    a second), returning the model in eval mode; shared by the tests that need a trained model."""
+    import torch
+
+    def fit(model, data, steps: int = 150, lr: float = 0.01):
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        x = data.images.float() / 255
+        for _ in range(steps):
+            loss = torch.nn.functional.cross_entropy(model(x), data.labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return model.eval()
+
+    return fit

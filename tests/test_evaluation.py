@@ -13,21 +13,14 @@ from rlrobust.models import build_model
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    """An MLP trained on digits for a few hundred full-batch steps (about a second)."""
+def digits_model(fit_full_batch):
+    """An MLP trained on digits for 150 full-batch steps (about a second)."""
     torch.manual_seed(0)
     train = load_dataset("digits", "train")
     model = build_model(
         "mlp", num_classes=10, in_channels=1, image_size=8, mean=train.mean, std=train.std
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = train.images.float() / 255
-    for _ in range(150):
-        loss = torch.nn.functional.cross_entropy(model(x), train.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+    return fit_full_batch(model, train)
 
 
 @pytest.fixture(scope="module")

@@ -298,18 +298,10 @@ class CountingModel(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def trained_digits():
+def trained_digits(fit_full_batch):
     """An MLP trained on digits (full batch, Adam; about a second) and 150 test points."""
-    train = load_dataset("digits", "train")
-    model = digits_mlp(0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = train.images.float() / 255
-    for _ in range(150):
-        loss = torch.nn.functional.cross_entropy(model(x), train.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval(), load_dataset("digits", "test").take(150, seed=0)
+    model = fit_full_batch(digits_mlp(0), load_dataset("digits", "train"))
+    return model, load_dataset("digits", "test").take(150, seed=0)
 
 
 PGD_CASES = [  # budgets at which most, but not all, points are fooled within the steps
