@@ -29,27 +29,21 @@ def build_spec(preset: Preset, scale: str) -> SweepSpec:
 def run_rlab_on_runs(sweep_dir: Path, settings: dict, log: Callable[[str], None]) -> int:
     """Greedy RLAB on every finished run of the sweep that has no RLAB record yet; the count."""
     from rlrobust.attacks.rlab.attack import RLABSettings
-    from rlrobust.attacks.rlab.run import RLABExperiment, run_rlab
-    from rlrobust.attacks.transfer import load_run_model
-    from rlrobust.data import load_dataset
+    from rlrobust.attacks.rlab.run import RLABExperiment, load_victim, run_rlab
     from rlrobust.training.checkpoint import read_state
-    from rlrobust.training.run import saved_config
 
     done = 0
     for run_dir in sorted((sweep_dir / "runs").iterdir()):
         state = read_state(run_dir)
         if not (state and state.get("finished")) or (run_dir / "rlab" / "rlab.json").is_file():
             continue
-        cfg = saved_config(run_dir)
-        data = {"data_dir": cfg.data.data_dir, "download": cfg.data.download}
-        test = load_dataset(cfg.data.name, "test", **data).take(settings["n_examples"], 0)
-        train = load_dataset(cfg.data.name, "train", **data)
+        model, test, train = load_victim(run_dir, settings["n_examples"])
         exp = RLABExperiment(
             settings=RLABSettings(patch_size=settings["patch_size"], budget=settings["budget"]),
             masks=False,
         )
         log(f"  RLAB (greedy) on {run_dir.name}")
-        run_rlab(load_run_model(run_dir), test, train, exp, run_dir / "rlab", log=lambda *_: None)
+        run_rlab(model, test, train, exp, run_dir / "rlab", log=lambda *_: None)
         done += 1
     return done
 

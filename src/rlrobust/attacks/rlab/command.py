@@ -145,12 +145,9 @@ def add_rlab_parser(attack_sub) -> None:
 def cmd_attack(args: argparse.Namespace) -> int:
     from rlrobust.attacks.rlab.attack import RLABSettings
     from rlrobust.attacks.rlab.retrain import Retraining
-    from rlrobust.attacks.rlab.run import RLABExperiment, run_rlab
+    from rlrobust.attacks.rlab.run import RLABExperiment, load_victim, run_rlab
     from rlrobust.attacks.rlab.train_agent import AgentTraining
-    from rlrobust.attacks.transfer import load_run_model
-    from rlrobust.data import load_dataset
     from rlrobust.errors import ConfigError
-    from rlrobust.training.run import saved_config
 
     for name in ("n_examples", "train_iterations", "train_batch", "retrain_examples"):
         if getattr(args, name) < 1:
@@ -158,12 +155,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if args.retrain_epochs < 0:
         raise ConfigError("--retrain-epochs must be >= 0 (0 skips retraining)")
     run_dir = Path(args.run)
-    model = load_run_model(run_dir)
-    cfg = saved_config(run_dir)
-    data_args = {"data_dir": cfg.data.data_dir, "download": cfg.data.download}
-    test = load_dataset(cfg.data.name, "test", **data_args)
-    test = test.take(min(args.n_examples, len(test)), args.seed)
-    train = load_dataset(cfg.data.name, "train", **data_args)
+    model, test, train = load_victim(run_dir, args.n_examples, args.seed)
     exp = RLABExperiment(
         agent=args.agent,
         agent_dir=args.agent_dir,

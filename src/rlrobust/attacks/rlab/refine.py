@@ -14,12 +14,14 @@ import torch
 from rlrobust.attacks.rlab.env import CLEAN, RLABEnv
 
 
-def _try(env: RLABEnv, rows: torch.Tensor, patch: torch.Tensor, new_ops: torch.Tensor) -> None:
+def _try(env: RLABEnv, rows: torch.Tensor, patch: torch.Tensor, new_ops: torch.Tensor) -> bool:
+    """Query the changed patches; keep each change that leaves its input fooled. Any kept?"""
     applied = env.applied[rows].clone()
     applied[torch.arange(rows.numel()), patch] = new_ops
     probs = env.try_states(rows, applied)
     fooled = probs.argmax(dim=1) != env.y[rows]
     env.commit(rows[fooled], applied[fooled], probs[fooled])
+    return bool(fooled.any())
 
 
 def _candidates(env: RLABEnv, patch_rank: int, order: torch.Tensor):
@@ -53,8 +55,6 @@ def refine(env: RLABEnv) -> None:
             softer = milder[current.clamp(min=0)]
             keep = (current != CLEAN) & (softer != CLEAN)
             if keep.any():
-                before = env.applied.clone()
-                _try(env, rows[keep], patch[keep], softer[keep])
-                changed |= bool((before != env.applied).any())
+                changed |= _try(env, rows[keep], patch[keep], softer[keep])
         if not changed:
             break

@@ -35,6 +35,7 @@ from rlrobust.attacks.square import Square
 from rlrobust.data.dataset import ImageData
 from rlrobust.errors import ConfigError
 from rlrobust.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from rlrobust.training.checkpoint import save_weights
 
 
 @dataclass
@@ -66,6 +67,20 @@ class RLABExperiment:
         if self.retrain is not None and self.check_eps is None:
             raise ConfigError("retraining measures FGSM and PGD before and after: give --eps")
         self.settings.check()
+
+
+def load_victim(run_dir: str | Path, n_examples: int, seed: int = 0):
+    """(model, test subset of ``n_examples`` images, training split) of a run directory."""
+    from rlrobust.attacks.transfer import load_run_model
+    from rlrobust.data import load_dataset
+    from rlrobust.training.run import saved_config
+
+    model = load_run_model(run_dir)  # first: it explains a folder that is not a run
+    data = saved_config(Path(run_dir)).data
+    options = {"data_dir": data.data_dir, "download": data.download}
+    test = load_dataset(data.name, "test", **options)
+    test = test.take(min(n_examples, len(test)), seed)
+    return model, test, load_dataset(data.name, "train", **options)
 
 
 def as_float(data: ImageData) -> tuple[Tensor, Tensor]:
@@ -214,8 +229,6 @@ def retrain_and_compare(model, x, y, train, agent, exp, before, out: Path, log) 
     )
     log("measuring RLAB, FGSM and PGD after retraining ...")
     after = attack_with_bar(tuned, x, y, agent, exp, "RLAB (retrained)")
-    from rlrobust.training.checkpoint import save_weights
-
     save_weights(tuned, out / "retrained.safetensors")
     return {
         "settings": asdict(exp.retrain),
