@@ -2,7 +2,7 @@
 
 Training rows: images/s of ``train_one_epoch`` on random MNIST-shaped batches, a small CNN
 (``zou_cnn6``, widths 16/32, hidden 128), batch 128, SGD with momentum, built through the
-package (``training.optim.build_optimizer`` and ``training.fast``): plain, ``channels_last``,
+package (``training.optim.build_optimizer`` and ``devices`` and ``training.fast``): plain, ``channels_last``,
 ``amp=bf16``, ``optim.fused`` and ``compile`` (torch.compile; it compiles in a first call
 before the timed rounds, reported as ``compile_s``). Every contender starts from the same
 weights and trains on the same batches.

@@ -7,6 +7,12 @@ from pathlib import Path
 
 import pytest
 
+# One thread per test process (and for the CLI subprocesses, which inherit the environment): the
+# tensors here are small, and on a busy 2-core machine torch's thread pool makes tests tens of
+# times slower rather than faster. Set before torch is imported by any test module.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,3 +66,17 @@ def fit_full_batch():
         return model.eval()
 
     return fit
+
+
+# The reference comparisons (pyautoattack, torchattacks) and the slow tests run the real
+# algorithms: on a busy shared machine they can take many times their idle time, so they get
+# three times the default timeout (pyproject's `timeout`) unless they set their own.
+LOADED_MACHINE_HEADROOM = 3
+
+
+def pytest_collection_modifyitems(config, items):
+    base = int(config.getini("timeout") or 300)
+    for item in items:
+        slow = item.get_closest_marker("reference") or item.get_closest_marker("slow")
+        if slow and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(base * LOADED_MACHINE_HEADROOM))

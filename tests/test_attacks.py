@@ -3,6 +3,7 @@ equivalence with torchattacks / pyautoattack, losses, argument errors and restar
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from types import SimpleNamespace
@@ -112,18 +113,28 @@ SETTINGS: dict[str, dict[str, dict]] = {
         "l2": {"surrogate": SURROGATE, "base": "mpgd", "eps": 1.0, "norm": "l2"},
         "random": {"base_settings": {"random_start": True}},
     },
+    # Replays PGD's fooling examples (``contract_examples`` adds them in ``make_attack``).
+    "saved": {
+        "linf": {"eps": 0.1, "norm": "linf"},
+        "l2": {"eps": 1.0, "norm": "l2"},
+        "random": {},
+    },
 }
 # Attacks that return the clean x wherever they fail (AutoAttack, as pyautoattack does). On the
 # contract tests' random batch nothing may be fooled at eps = 0.1 (the one correctly classified
 # point is robust there), so "the points moved" is checked as "exactly the fooled points moved";
 # `test_attack_lowers_accuracy_of_trained_model` still rules out an identity attack.
-KEEPS_CLEAN_IF_NOT_FOOLED = {"autoattack"}
+KEEPS_CLEAN_IF_NOT_FOOLED = {"autoattack", "saved"}
+# Attacks with nothing random to seed (a replay of stored examples).
+NOT_RANDOM = {"saved"}
 NORMS = ("linf", "l2")
 CASES = [(name, norm) for name in ATTACKS.names() for norm in NORMS]
 
 
 def make_attack(name: str, norm: str, **overrides) -> object:
     settings = {**SETTINGS[name][norm], **overrides}
+    if name == "saved":
+        settings["examples"] = contract_examples(norm)
     return build_attack(name, **settings)
 
 
@@ -162,6 +173,10 @@ def linear_model(seed: int = 0) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    return digits_tensors()
+
+
+def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     """sklearn's bundled 8x8 digits (offline), scaled to [0, 1]."""
     from sklearn.datasets import load_digits
 
@@ -172,9 +187,15 @@ def digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def trained(digits) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """A small conv net trained briefly on digits, plus 128 held-out examples."""
-    x, y = digits
+def trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    return trained_on_digits()
+
+
+@functools.cache
+def trained_on_digits() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A small conv net trained briefly on digits, plus 128 held-out examples (built once: the
+    `trained` fixture and the `saved` attack's examples share it)."""
+    x, y = digits_tensors()
     model = tiny_conv(1)
     model.drop.p = 0.0
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -192,6 +213,27 @@ def trained(digits) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     model.eval()
     model.zero_grad(set_to_none=True)
     return model, x[1600:1728].clone(), y[1600:1728].clone()
+
+
+@functools.cache
+def contract_examples(norm: str):
+    """The `saved` attack's examples: PGD's fooling points on the contract tests' random batch
+    (model ``tiny_conv()``) and on the trained model's held-out points."""
+    from rlrobust.attacks.saved import ExampleSet
+
+    trained_model, x_held, y_held = trained_on_digits()
+    with torch.random.fork_rng(devices=[]):
+        model = tiny_conv().eval()
+    pgd = build_attack("pgd", **SETTINGS["pgd"][norm], keep_fooling=True)
+    kept = []
+    for net, (x, y) in [(model, batch()), (trained_model, (x_held, y_held))]:
+        x_adv = pgd(net, x, y)
+        with torch.no_grad():
+            fooled = (net(x).argmax(1) == y) & (net(x_adv).argmax(1) != y)
+        kept.append((x[fooled], x_adv[fooled], y[fooled]))
+    x, x_adv, y = (torch.cat(parts) for parts in zip(*kept, strict=True))
+    eps = SETTINGS["saved"][norm]["eps"]
+    return ExampleSet(x_adv=x_adv, x=x, y=y, index=torch.arange(len(x)), eps=eps, norm=norm)
 
 
 def batch(n: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -343,6 +385,8 @@ def test_same_seed_same_output(name, norm):
 
 @pytest.mark.parametrize(("name", "norm"), CASES)
 def test_different_seed_with_random_start_differs(name, norm, request):
+    if name in NOT_RANDOM:
+        pytest.skip(f"{name} has no randomness for the seed to change")
     model = tiny_conv().eval()
     x, y = batch()
     if name in KEEPS_CLEAN_IF_NOT_FOOLED:

@@ -222,8 +222,8 @@ def test_seed_changes_the_points_and_is_reproducible(trained):
 
 
 def test_settings_errors_name_the_fix():
-    with pytest.raises(ConfigError, match="standard, plus, custom"):
-        AutoAttack(version="rand")
+    with pytest.raises(ConfigError, match="standard, plus, rand, custom"):
+        AutoAttack(version="random")  # "rand" is pyautoattack's version for random models
     with pytest.raises(ConfigError, match="only used with version='custom'"):
         AutoAttack(attacks=["apgd-ce"])
     with pytest.raises(ConfigError, match="needs a list of attacks"):

@@ -34,7 +34,7 @@ def test_missing_data_file_names_the_folder_and_the_fix(tmp_path):
     with pytest.raises(DataError) as caught:
         load_dataset("mnist", "test", data_dir=tmp_path)
     message = str(caught.value)
-    assert str(tmp_path) in message and "RLROBUST_DATA" in message and "--download" in message
+    assert str(tmp_path) in message and "RLROBUST_DATA" in message and "--data.download" in message
 
 
 def test_corrupted_data_file_is_an_md5_mismatch(tmp_path, shared_data_dir):
@@ -104,7 +104,7 @@ def test_checkpoint_that_does_not_match_the_model(tmp_path):
 def test_checkpoints_are_never_unpickled(tmp_path):
     evil = tmp_path / "evil.safetensors"
     torch.save({"weight": torch.zeros(1)}, evil)  # a pickle archive under a safetensors name
-    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+    with pytest.raises(CheckpointError, match="pickle / torch.save file.*never unpickles"):
         load_weights(tiny_model(), evil)
 
 
@@ -137,3 +137,73 @@ def test_bad_objective_option():
 def test_all_errors_are_value_errors_for_callers_that_catch_broadly():
     for error in (UnknownNameError, ConfigError, DataError, CheckpointError, RunDirectoryError):
         assert issubclass(error, RLRobustError) and issubclass(error, ValueError)
+
+
+# --- command arguments: refused before any work, with the option named ---------------------
+
+
+def _no_work(*_args, **_kwargs):
+    raise AssertionError("work started before the arguments were checked")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--eps", "2"], "larger than the whole pixel range"),
+        (["--eps", "0"], "radius > 0"),
+        (["--eps", "-0.1", "--norm", "l2"], "radius > 0"),
+        (["--eps", "0.1", "--n-examples", "0"], "--n-examples must be at least 1"),
+        (["--eps", "0.1", "--landscape-points", "1"], "--landscape-points must be at least 3"),
+    ],
+)
+def test_diagnose_arguments_are_checked_before_any_run_is_loaded(
+    tmp_path, monkeypatch, capsys, extra, fragment
+):
+    import rlrobust.runs
+    from rlrobust.cli import main
+
+    monkeypatch.setattr(rlrobust.runs, "load_run", _no_work)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    assert main(["diagnose", str(run), *extra, "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    assert fragment in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_diagnose_refuses_two_runs_of_the_same_name(tmp_path, monkeypatch, capsys):
+    import rlrobust.runs
+    from rlrobust.cli import main
+
+    monkeypatch.setattr(rlrobust.runs, "load_run", _no_work)
+    runs = [tmp_path / "a" / "run", tmp_path / "b" / "run"]
+    for run in runs:
+        run.mkdir(parents=True)
+        (run / "config.json").write_text("{}")
+    assert main(["diagnose", *map(str, runs), "--eps", "0.1", "--quiet"]) == 2
+    assert "two runs are named run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--jobs", "0"], "--jobs must be at least 1"),
+        (["--jobs", "-2"], "--jobs must be at least 1"),
+        (["--address", "10.0.0.1:6379"], "--backend ray"),
+    ],
+)
+def test_sweep_and_reproduce_backend_options_are_checked_first(
+    tmp_path, monkeypatch, capsys, extra, fragment
+):
+    import rlrobust.experiments.reproduce
+    import rlrobust.experiments.sweep
+    from rlrobust.cli import main
+
+    monkeypatch.setattr(rlrobust.experiments.sweep, "run_sweep", _no_work)
+    monkeypatch.setattr(rlrobust.experiments.reproduce, "reproduce", _no_work)
+    sweep = ["sweep", "--data.name", "digits", "--out", str(tmp_path / "s"), *extra, "--quiet"]
+    assert main(sweep) == 2
+    assert fragment in capsys.readouterr().err
+    reproduce = ["reproduce", "kim-mnist", "--out", str(tmp_path / "r"), *extra, "--quiet"]
+    assert main(reproduce) == 2
+    assert fragment in capsys.readouterr().err

@@ -22,6 +22,7 @@ from rlrobust.data import (
     BatchLoader,
     ImageData,
     apply_crop_flip,
+    crop_flip,
     download_file,
     iterate_batches,
     load_dataset,
@@ -131,14 +132,14 @@ def test_corrupted_mnist_file_is_named_with_md5(shared_data_dir: Path, tmp_path:
     with pytest.raises(DataError, match="md5") as info:
         load_dataset("mnist", "test", data_dir=tmp_path)
     assert "t10k-labels-idx1-ubyte.gz" in str(info.value)
-    assert "--download" in str(info.value)
+    assert "--data.download" in str(info.value)
 
 
 def test_missing_data_dir_points_at_rlrobust_data(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("RLROBUST_DATA", raising=False)
     with pytest.raises(DataError, match="RLROBUST_DATA") as info:
         load_dataset("mnist", "test", data_dir=tmp_path / "nowhere")
-    assert "--download" in str(info.value) and "not found" in str(info.value)
+    assert "--data.download" in str(info.value) and "not found" in str(info.value)
     monkeypatch.setenv("RLROBUST_DATA", str(tmp_path / "from-env"))
     with pytest.raises(DataError, match=r"\$RLROBUST_DATA"):
         load_dataset("fashion-mnist", "train")
@@ -222,7 +223,7 @@ def test_verify_md5_message(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is corrupted") as info:
         verify_md5(path, "0" * 32)
     message = str(info.value)
-    assert good in message and "0" * 32 in message and "--download" in message
+    assert good in message and "0" * 32 in message and "--data.download" in message
 
 
 def test_download_file_is_atomic_and_checked(tmp_path: Path) -> None:
@@ -388,7 +389,7 @@ def test_cifar_md5_is_checked_by_default(tmp_path: Path) -> None:
 def test_cifar_missing_file_message(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="RLROBUST_DATA") as info:
         load_dataset("cifar100", "test", data_dir=tmp_path)
-    assert "cifar100/" in str(info.value) and "--download" in str(info.value)
+    assert "cifar100/" in str(info.value) and "--data.download" in str(info.value)
 
 
 def test_cifar_download_extracts_the_tarball(tmp_path: Path, monkeypatch) -> None:
@@ -501,6 +502,10 @@ def test_digits_split_sizes_and_scaling() -> None:
 
 def test_all_data_sets_are_registered() -> None:
     assert {"mnist", "fashion-mnist", "cifar10", "cifar100", "digits"} <= set(DATASETS.names())
+    signals = {"ucr-gunpoint", "ucr-arrowhead", "ucr-osuleaf", "ucr-acsf1", "ucr-italypowerdemand"}
+    assert signals | {"ecg200", "ecg5000", "moving-mnist", "moving-mnist-wrap"} <= set(
+        DATASETS.names()
+    )
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
@@ -547,12 +552,20 @@ def test_labels_out_of_range_are_named() -> None:
     "images, labels, mean, match",
     [
         (torch.zeros(2, 1, 2, 2), torch.tensor([0, 1]), (0.5,), "uint8"),
-        (torch.zeros(2, 2, 2, dtype=torch.uint8), torch.tensor([0, 1]), (0.5,), r"\(N, C, H, W\)"),
+        # (N, C, L) signals and (N, C, T, H, W) clips are valid now; a missing channel axis or
+        # a sixth dimension is not.
+        (torch.zeros(2, 2, dtype=torch.uint8), torch.tensor([0, 1]), (0.5,), r"\(N, C, H, W\)"),
+        (
+            torch.zeros(2, 1, 1, 2, 2, 2, dtype=torch.uint8),
+            torch.tensor([0, 1]),
+            (0.5,),
+            "6 di|got",
+        ),
         (torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1]).int(), (0.5,), "int64"),
         (torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([0]), (0.5,), "shape"),
         (torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1]), (0.5, 0.5), "channel"),
     ],
-    ids=["float-images", "3d-images", "int32-labels", "label-count", "mean-length"],
+    ids=["float-images", "2d-images", "6d-images", "int32-labels", "label-count", "mean-length"],
 )
 def test_image_data_validation(images, labels, mean, match) -> None:
     with pytest.raises(DataError, match=match):
@@ -717,3 +730,39 @@ def test_iterate_batches_is_sequential() -> None:
     assert [len(x) for x, _ in batches] == [8, 8, 4]
     assert [i for x, _ in batches for i in _ids(x)] == list(range(20))
     assert torch.equal(torch.cat([y for _, y in batches]), data.labels)
+
+
+# ----------------------------------------------------------------------------- signals and video
+
+
+@pytest.mark.parametrize(
+    "shape, layout", [((6, 2, 9), "signal"), ((6, 1, 8, 8), "image"), ((6, 1, 3, 8, 8), "video")]
+)
+def test_image_data_holds_signals_images_and_video(shape, layout) -> None:
+    images = torch.arange(6, dtype=torch.uint8).view(6, *([1] * (len(shape) - 1))).expand(shape)
+    data = ImageData(images.contiguous(), torch.arange(6) % 3, 3, "x", (0.5,) * shape[1],
+                     (0.2,) * shape[1])  # fmt: skip
+    assert data.shape == shape[1:] and data.layout == layout
+    sub = data.subset([4, 1])
+    assert sub.images.shape == (2, *shape[1:]) and sub.images.flatten(1)[:, 0].tolist() == [4, 1]
+    batches = list(BatchLoader(data, 4, shuffle=True, seed=0))
+    assert [tuple(x.shape) for x, _ in batches] == [(4, *shape[1:]), (2, *shape[1:])]
+    for x, y in batches:  # each sample keeps its label (label = index % 3)
+        assert ((x.flatten(1)[:, 0] * 255).round().long() % 3).tolist() == y.tolist()
+    assert [len(x) for x, _ in iterate_batches(data, 5)] == [5, 1]
+    if layout == "image":
+        assert len(list(BatchLoader(data, 4, shuffle=True, augment="crop_flip"))) == 2
+    else:
+        with pytest.raises(ConfigError, match="crop_flip is an image augmentation"):
+            BatchLoader(data, 4, shuffle=True, augment="crop_flip")
+        generator = torch.Generator().manual_seed(0)
+        with pytest.raises(ConfigError, match=r"\(N, C, H, W\)"):
+            crop_flip(data.images, generator)
+
+
+def test_value_range_is_checked() -> None:
+    images = torch.zeros(2, 1, 5, dtype=torch.uint8)
+    data = ImageData(images, torch.tensor([0, 1]), 2, "s", (0.5,), (0.2,), value_range=(-1, 2))
+    assert data.value_range == (-1.0, 2.0) and data.subset([1]).value_range == (-1.0, 2.0)
+    with pytest.raises(DataError, match="low < high"):
+        ImageData(images, torch.tensor([0, 1]), 2, "s", (0.5,), (0.2,), value_range=(2, 2))

@@ -25,7 +25,12 @@ from rlrobust.diagnostics.landscape import (
     weight_landscape_1d,
     weight_landscape_2d,
 )
-from rlrobust.diagnostics.plots import plot_landscape_1d, plot_landscape_2d, plot_landscape_3d
+from rlrobust.diagnostics.plots import (
+    _directions_label,
+    plot_landscape_1d,
+    plot_landscape_2d,
+    plot_landscape_3d,
+)
 from rlrobust.errors import DataError, RLRobustError
 from rlrobust.models import build_model
 from rlrobust.seeding import make_generator
@@ -156,12 +161,53 @@ def test_filter_normalize_on_a_hand_made_case():
 
 def test_plain_directions_are_standard_gaussians():
     model = small_cnn()
-    direction = random_direction(model, make_generator(7), normalization="none")
+    direction = random_direction(model, make_generator(7), directions="gaussian")
     g = make_generator(7)
     for param, d in zip(model.parameters(), direction, strict=True):
         expected = torch.randn(param.shape, generator=g)
-        if param.ndim >= 2:
-            assert torch.equal(d, expected)
+        assert torch.equal(d, expected)  # biases too: Kim perturbs every parameter
+
+
+def filter_norm_ratios(model: nn.Module, direction: list[torch.Tensor]) -> torch.Tensor:
+    """||d_i|| / ||theta_i|| for every filter of every weight tensor."""
+    return torch.cat(
+        [
+            d.flatten(1).norm(dim=1) / p.detach().flatten(1).norm(dim=1)
+            for p, d in zip(model.parameters(), direction, strict=True)
+            if p.ndim >= 2
+        ]
+    )
+
+
+def test_gaussian_directions_are_not_filter_normalised_and_filter_normalised_ones_are():
+    model = small_cnn()
+    gaussian = filter_norm_ratios(
+        model, random_direction(model, make_generator(2), directions="gaussian")
+    )
+    normalised = filter_norm_ratios(
+        model, random_direction(model, make_generator(2), directions="filter_normalized")
+    )
+    torch.testing.assert_close(normalised, torch.ones_like(normalised))
+    # Plain N(0, I) filters have norm ~ sqrt(fan-in), unrelated to the weights' filter norms.
+    assert (gaussian - 1).abs().max() > 0.5 and gaussian.std() > 0.1
+    with pytest.raises(RLRobustError, match="gaussian"):
+        random_direction(model, make_generator(2), directions="filter")
+
+
+def test_records_and_figures_name_their_directions(trained_mlp, digits, tmp_path):
+    batches = fixed_batches(digits[1], num_samples=64)
+    kim = weight_landscape_2d(trained_mlp, batches, points=3, directions="gaussian")
+    li = weight_landscape_2d(trained_mlp, batches, points=3)
+    assert kim["settings"]["directions"] == "gaussian" and kim["settings"]["include_bias_bn"]
+    assert li["settings"]["directions"] == "filter_normalized"
+    assert not li["settings"]["include_bias_bn"]
+    assert "Kim Eq. 30" in kim["directions_label"]
+    assert "Li et al. 2018" in li["directions_label"]
+    assert kim["loss"] != li["loss"]
+    assert "Kim Eq. 30" in _directions_label({"kim": {"landscape": kim}})
+    assert _directions_label({"li": li}) == li["directions_label"]
+    png = plot_landscape_2d({"gaussian": kim, "filter": li}, tmp_path / "both.png")
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
 
 
 class SquaredLogits(nn.Module):
@@ -304,3 +350,36 @@ def test_landscape_plots_write_pngs_for_two_models(tmp_path, digits):
     with pytest.raises(RLRobustError, match="non-empty"):
         plot_landscape_2d({}, tmp_path / "bad.png")
     assert landscape_shape(records_2d["long"])["max_increase"] >= 0
+
+
+@pytest.mark.cli
+def test_diagnose_cli_takes_the_directions(tmp_path):
+    import argparse
+
+    from rlrobust.commands import diagnose
+    from rlrobust.config import load_config
+    from rlrobust.training.run import train_run
+
+    run = tmp_path / "run"
+    cfg = load_config(
+        overrides={
+            "data.name": "digits",
+            "data.train_subset": 200,
+            "data.test_subset": 30,
+            "model.name": "mlp",
+            "train.epochs": 1,
+        }
+    )
+    train_run(cfg, run, log=lambda *_: None)
+    parser = argparse.ArgumentParser()
+    diagnose.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["diagnose", str(run), "--landscape", "--eps", "0.1", "--landscape-points", "3"]
+        + ["--landscape-directions", "gaussian", "--quiet"]
+    )
+    assert diagnose.run(args) == 0
+    record = json.loads((run / "diagnostics.json").read_text())["landscape"]
+    assert record["weights_2d_cross_entropy"]["settings"]["directions"] == "gaussian"
+    assert "Kim Eq. 30" in record["weights_1d_cross_entropy"]["directions_label"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["diagnose", str(run), "--eps", "0.1", "--landscape-directions", "li"])

@@ -1,7 +1,8 @@
 """Contract tests for the model zoo, parametrised over every MODELS entry.
 
-Contract (DESIGN.md): [0, 1] inputs shaped (N, C, H, W); a Normalize module with buffers is the
-first layer; the output is (N, num_classes) logits; eval() is deterministic.
+Contract (DESIGN.md): [0, 1] inputs shaped (N, C, H, W) for image models, (N, C, L) for signal
+models and (N, C, T, H, W) for video models (``model_input_rank``); a Normalize module with
+buffers is the first layer; the output is (N, num_classes) logits; eval() is deterministic.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from torch import nn
 from rlrobust.errors import ConfigError, RLRobustError, UnknownNameError
 from rlrobust.models import (
     VGG,
+    CNN1d,
+    CNN3d,
     GuptaCNN,
     Normalize,
     WideResNet,
@@ -23,11 +26,19 @@ from rlrobust.models import (
     build_model,
     count_parameters,
     list_models,
+    model_input_rank,
 )
 from rlrobust.registry import MODELS
 
-# (in_channels, image_size, num_classes): MNIST-like and CIFAR-100-like.
-SHAPES = [(1, 28, 10), (3, 32, 100)]
+# (in_channels, image_size, num_classes) per input rank. Images: MNIST-like and CIFAR-100-like;
+# signals: GunPoint-like (length 150) and a short 3-channel series; video: short clips
+# (FRAMES frames of size x size), moving-mnist-like with 8 classes and an RGB one.
+SHAPES = {
+    2: [(1, 28, 10), (3, 32, 100)],
+    1: [(1, 150, 2), (3, 24, 10)],
+    3: [(1, 16, 8), (3, 12, 5)],
+}
+FRAMES = 4
 
 # Full-size WRNs cost seconds per forward on a CPU: the contract tests use WRN-10-1 through the
 # class, and test_wide_resnet_registry_entries runs each registered WRN once.
@@ -44,17 +55,31 @@ def make(name: str, in_channels: int, image_size: int, num_classes: int, **kw) -
     ).eval()
 
 
-def images(in_channels: int, image_size: int, n: int = 2, seed: int = 0) -> torch.Tensor:
+def sample_dims(rank: int, image_size: int) -> tuple[int, ...]:
+    """One sample's dimensions after the channel axis, for a model of input ``rank``."""
+    return {1: (image_size,), 2: (image_size,) * 2, 3: (FRAMES, image_size, image_size)}[rank]
+
+
+def images(
+    in_channels: int, image_size: int, n: int = 2, seed: int = 0, rank: int = 2
+) -> torch.Tensor:
+    """[0, 1] inputs: (n, C, s, s) images, (n, C, s) signals or (n, C, FRAMES, s, s) clips."""
     gen = torch.Generator().manual_seed(seed)
-    return torch.rand(n, in_channels, image_size, image_size, generator=gen)
+    return torch.rand(n, in_channels, *sample_dims(rank, image_size), generator=gen)
+
+
+def inputs_for(name: str, in_channels: int, image_size: int, n: int = 2) -> torch.Tensor:
+    return images(in_channels, image_size, n=n, rank=model_input_rank(name))
 
 
 def per_channel(c: int, values: tuple[float, float, float]) -> list[float]:
     return list(values[:c])
 
 
-CASES = [(name, *shape) for name in list_models() for shape in SHAPES]
-IDS = [f"{n}-{c}x{s}x{s}-{k}" for n, c, s, k in CASES]
+CASES = [(name, *shape) for name in list_models() for shape in SHAPES[model_input_rank(name)]]
+IDS = [
+    f"{n}-{c}x{'x'.join(map(str, sample_dims(model_input_rank(n), s)))}-{k}" for n, c, s, k in CASES
+]
 
 
 # --------------------------------------------------------------------------- registry contract
@@ -88,7 +113,7 @@ def test_output_is_logits(name, c, s, k):
     torch.manual_seed(0)
     model = make(name, c, s, k)
     with torch.no_grad():
-        out = model(images(c, s))
+        out = model(inputs_for(name, c, s))
     assert out.shape == (2, k)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
@@ -101,7 +126,7 @@ def test_output_is_logits(name, c, s, k):
 def test_eval_forward_is_deterministic(name, c, s, k):
     torch.manual_seed(0)
     model = make(name, c, s, k, mean=per_channel(c, (0.5, 0.4, 0.3)))
-    x = images(c, s)
+    x = inputs_for(name, c, s)
     with torch.no_grad():
         first, second = model(x), model(x)
     assert torch.equal(first, second)
@@ -118,7 +143,7 @@ def test_normalize_is_first_and_holds_buffers(name, c, s, k):
     order: list[nn.Module] = []
     hooks = [m.register_forward_pre_hook(lambda m, _: order.append(m)) for m in model.modules()]
     with torch.no_grad():
-        model(images(c, s))
+        model(inputs_for(name, c, s))
     for h in hooks:
         h.remove()
     assert order[0] is model, "the root runs first"
@@ -144,9 +169,10 @@ def test_normalization_is_applied_inside(name, c, s, k):
     norm = next(plain.children())
     norm.mean.fill_(0.0)
     norm.std.fill_(1.0)
-    x = images(c, s)
-    m = torch.tensor(mean).view(1, c, 1, 1)
-    sd = torch.tensor(std).view(1, c, 1, 1)
+    x = inputs_for(name, c, s)
+    per_channel_view = (1, c) + (1,) * (x.dim() - 2)
+    m = torch.tensor(mean).view(per_channel_view)
+    sd = torch.tensor(std).view(per_channel_view)
     with torch.no_grad():
         torch.testing.assert_close(model(x), plain((x - m) / sd), rtol=1e-5, atol=1e-6)
 
@@ -155,7 +181,7 @@ def test_normalization_is_applied_inside(name, c, s, k):
 def test_gradient_reaches_the_input(name, c, s, k):
     torch.manual_seed(0)
     model = make(name, c, s, k)
-    x = images(c, s).requires_grad_(True)
+    x = inputs_for(name, c, s).requires_grad_(True)
     # A random weighting of the logits: a plain sum is blind to gupta_cnn's LayerNorm output.
     weights = torch.randn(2, k, generator=torch.Generator().manual_seed(1))
     (model(x) * weights).sum().backward()
@@ -170,7 +196,7 @@ def test_state_dict_round_trip(name, c, s, k):
     source = make(name, c, s, k, mean=per_channel(c, (0.5, 0.4, 0.3)))
     torch.manual_seed(1)
     target = make(name, c, s, k)
-    x = images(c, s)
+    x = inputs_for(name, c, s)
     with torch.no_grad():
         assert not torch.equal(source(x), target(x))
         target.load_state_dict(source.state_dict())
@@ -186,7 +212,7 @@ def test_small_images_work_or_fail_clearly(name):
         assert "image_size" in str(err)
         return
     with torch.no_grad():
-        assert model(images(3, 8)).shape == (2, 10)
+        assert model(inputs_for(name, 3, 8)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("name", [n for n in list_models() if n.startswith("wideresnet")])
@@ -391,3 +417,81 @@ def test_zou_cnn6_has_four_convs_and_two_fcs():
     ]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(128 * 8 * 8, 256), (256, 10)]
+
+
+# --------------------------------------------------------------------------- input shapes
+
+
+def test_input_ranks_of_the_zoo():
+    assert model_input_rank("cnn1d") == 1 and model_input_rank("cnn3d") == 3
+    assert {model_input_rank(n) for n in list_models() if n not in ("cnn1d", "cnn3d")} == {2}
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not n.startswith("wideresnet")])
+def test_input_shape_builds_the_same_model_as_the_older_form(name):
+    rank = model_input_rank(name)
+    c, s, k = SHAPES[rank][0]
+    shape = (c, *sample_dims(rank, s))
+    torch.manual_seed(0)
+    old = make(name, c, s, k)
+    torch.manual_seed(0)
+    new = build_model(name, num_classes=k, input_shape=shape).eval()
+    x = images(c, s, rank=rank)
+    with torch.no_grad():
+        assert torch.equal(old(x), new(x))
+    # A shape of the wrong rank is refused with the kind of input the model takes.
+    wrong = (c, 8, 8) if rank != 2 else (c, 8)
+    with pytest.raises(ConfigError, match="takes (1-D signals|images|video clips)"):
+        build_model(name, num_classes=k, input_shape=wrong)
+
+
+def test_input_shape_errors_name_the_fix():
+    with pytest.raises(ConfigError, match="square"):
+        build_model("lenet5", num_classes=10, input_shape=(1, 28, 32))
+    with pytest.raises(ConfigError, match="square"):
+        build_model("cnn3d", num_classes=8, input_shape=(1, 10, 64, 48))
+    with pytest.raises(ConfigError, match="in_channels=3"):
+        build_model("cnn1d", num_classes=2, in_channels=3, input_shape=(1, 150))
+    with pytest.raises(ConfigError, match="input_shape"):
+        MODELS.get("cnn1d")(num_classes=2)
+    with pytest.raises(ConfigError, match="cnn1d takes 1-D signals"):
+        build_model("cnn1d", num_classes=2, input_shape=(1, 150))(torch.rand(2, 1, 8, 8))
+    with pytest.raises(ConfigError, match="cnn3d takes video"):
+        build_model("cnn3d", num_classes=2, input_shape=(1, 4, 16, 16))(torch.rand(2, 1, 16, 16))
+
+
+def test_cnn1d_is_the_wang_fcn_and_takes_any_length():
+    model = build_model("cnn1d", num_classes=5, input_shape=(1, 140)).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    assert [(m.out_channels, m.kernel_size[0]) for m in convs] == [(128, 8), (256, 5), (128, 3)]
+    bn = 2 * (128 + 256 + 128)
+    expected = (1 * 128 * 8 + 128) + (128 * 256 * 5 + 256) + (256 * 128 * 3 + 128) + bn
+    assert count_parameters(model) == expected + 128 * 5 + 5
+    # "same" padding keeps the length (even kernel 8 included); global pooling takes any length.
+    seen = []
+    convs[0].register_forward_hook(lambda m, i, o: seen.append(o.shape[-1]))
+    with torch.no_grad():
+        for length in (24, 140, 1460):
+            assert model(torch.rand(2, 1, length)).shape == (2, 5)
+    assert seen == [24, 140, 1460]
+    small = CNN1d(num_classes=3, in_channels=2, image_size=50, widths=(8, 8), kernels=(3, 3))
+    assert small(torch.rand(4, 2, 50)).shape == (4, 3)
+    with pytest.raises(ConfigError, match="same non-zero length"):
+        CNN1d(num_classes=3, in_channels=1, image_size=50, widths=(8,), kernels=(3, 3))
+
+
+def test_cnn3d_layout_and_use_of_time():
+    model = build_model("cnn3d", num_classes=8, input_shape=(1, 10, 64, 64)).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv3d)]
+    assert [m.kernel_size for m in convs] == [(3, 5, 5), (3, 3, 3), (3, 3, 3)]
+    expected = (75 * 16 + 16) + (16 * 32 * 27 + 32) + (32 * 64 * 27 + 64) + 2 * (16 + 32 + 64)
+    # The head sees 4 time bins of 64 features: when, not only what, is kept.
+    assert count_parameters(model) == expected + 64 * 4 * 8 + 8 == 72_712
+    gen = torch.Generator().manual_seed(0)
+    clip = torch.rand(2, 1, 10, 64, 64, generator=gen)
+    with torch.no_grad():
+        out = model(clip)
+        # Time matters: the same frames in reverse order give other logits.
+        assert not torch.allclose(out, model(clip.flip(2)))
+        assert model(torch.rand(2, 1, 16, 32, 32)).shape == (2, 8)  # any length and frame size
+    assert isinstance(CNN3d(num_classes=4, in_channels=3, image_size=8, frames=2), nn.Module)

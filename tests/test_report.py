@@ -214,3 +214,172 @@ def test_rlab_records_and_grids_are_in_the_report(runs, tmp_path):
     assert grid in DATA_URI.findall(page)
     markdown = written["markdown"].read_text()
     assert "figures/rlab-ce-with-rlab-rlab-greedy.png" in markdown
+
+
+# --- uncertainty: Wilson intervals per accuracy, t intervals across seeds ----------------------
+
+
+def test_every_accuracy_of_a_record_carries_its_wilson_interval(tmp_path):
+    from scipy import stats as sps
+
+    from rlrobust.evaluation.report import markdown_table
+    from rlrobust.models import build_model
+
+    data = load_splits(load_config(overrides={"data.name": "digits"}).data, 0).test.take(70, 0)
+    torch.manual_seed(0)
+    model = build_model(
+        "mlp", num_classes=10, in_channels=1, image_size=8, mean=data.mean, std=data.std
+    )
+    attacks = [{"name": "fgsm", "settings": {"eps": e}} for e in (0.05, 0.2)]
+    record = run_suite(model, data, attacks=attacks)["evaluation"]
+    flags = record["per_sample"]
+
+    def wilson(key):
+        ci = sps.binomtest(sum(flags[key]), len(flags[key])).proportion_ci(method="wilson")
+        return pytest.approx([ci.low, ci.high], abs=1e-12)
+
+    assert record["clean_accuracy_interval"] == wilson("clean_correct")
+    assert record["robust_accuracy_interval"] == wilson("robust")
+    for entry in record["attacks"]:
+        assert entry["accuracy_interval"] == wilson(entry["label"])
+    assert record["interval_level"] == 0.95 and record["interval_method"] == "wilson"
+    # The table shows every interval; an old record without the keys gets them computed.
+    table = markdown_table({"mlp": record})
+    low, high = record["attacks"][1]["accuracy_interval"]
+    assert (
+        f"{100 * record['attacks'][1]['accuracy']:.2f} [{100 * low:.1f}, {100 * high:.1f}]" in table
+    )
+    old = {k: v for k, v in record.items() if not k.endswith("_interval") and k != "per_sample"}
+    old["attacks"] = [
+        {k: v for k, v in e.items() if k != "accuracy_interval"} for e in old["attacks"]
+    ]
+    assert markdown_table({"mlp": old}) == table
+    cfg = load_config(overrides={"data.name": "digits", "model.name": "mlp"})
+    write_evaluation(tmp_path, "evaluation", {"evaluation": record}, cfg, title="mlp")
+    assert table in (tmp_path / "evaluation.md").read_text()
+    assert "95 % Wilson interval" in (tmp_path / "evaluation.md").read_text()
+
+
+def _planted_sweep(root: Path, per_group: dict[float, list[float]]):
+    from rlrobust.experiments.sweep import SweepPoint, aggregate, slug_for
+
+    points = []
+    for lr, cleans in per_group.items():
+        for seed, clean in enumerate(cleans):
+            values = {"optim.lr": lr}
+            point = SweepPoint(slug_for(None, values, seed), None, values, seed, {})
+            record = {
+                "n_examples": 100,
+                "clean_accuracy": clean,
+                "robust_accuracy": clean / 2,
+                "attacks": [{"label": "fgsm", "accuracy": clean / 2}],
+            }
+            atomic_write_json(root / "runs" / point.slug / "evaluation.json", record)
+            points.append(point)
+    return aggregate(root, points)
+
+
+def test_sweep_summary_shows_mean_std_and_t_interval_never_a_bare_mean(tmp_path):
+    from scipy import stats as sps
+
+    from rlrobust.experiments.sweep import summary_table, write_summary
+
+    summary = _planted_sweep(tmp_path, {0.1: [0.90, 0.93, 0.95], 0.2: [0.80]})
+    three, one = summary["groups"]
+    values = np.array([90.0, 93.0, 95.0])
+    ref = sps.t.interval(0.95, 2, loc=values.mean(), scale=values.std(ddof=1) / np.sqrt(3))
+    assert three["metrics"]["clean"]["interval"] == pytest.approx(list(ref), rel=1e-10)
+    assert one["metrics"]["clean"]["interval"] is None
+    table = summary_table(summary)
+    cell = f"{values.mean():.2f} ± {values.std(ddof=1):.2f} [{ref[0]:.2f}, {ref[1]:.2f}]"
+    assert cell in table
+    assert "80.00 (1 seed: no std, no interval)" in table
+    for line in table.splitlines()[2:]:  # no metric cell holds a bare mean
+        cells = [c.strip() for c in line.strip("|").split("|")][2:]  # after optim.lr, seeds
+        assert len(cells) == 3 and all("±" in c or "1 seed" in c for c in cells)
+    write_summary(tmp_path, summary)
+    assert "Student-t interval" in (tmp_path / "summary.md").read_text()
+    # `rlrobust report` on the sweep folder renders the same table, not raw JSON.
+    written = build_report([tmp_path], tmp_path / "report")
+    assert cell in written["markdown"].read_text()
+    assert cell in written["html"].read_text()
+
+
+def test_report_summarises_runs_that_differ_only_by_seed(runs, tmp_path):
+    from scipy import stats as sps
+
+    accuracies = {0: 0.5, 1: 0.6, 2: 0.8}
+    copies = []
+    for seed, clean in accuracies.items():
+        run = tmp_path / f"ce-s{seed}"
+        shutil.copytree(runs["ce"], run)
+        config = json.loads((run / "config.json").read_text())
+        config["train"]["seed"] = seed
+        (run / "config.json").write_text(json.dumps(config))
+        record = json.loads((run / "evaluation.json").read_text())
+        record["clean_accuracy"] = clean
+        record.pop("clean_accuracy_interval")  # recomputed from the planted accuracy
+        (run / "evaluation.json").write_text(json.dumps(record))
+        copies.append(run)
+    written = build_report([*copies, runs["policy"]], tmp_path / "report")
+    markdown = written["markdown"].read_text()
+    assert "## Across seeds" in markdown and "Student-t interval" in markdown
+    values = 100 * np.array(list(accuracies.values()))
+    ref = sps.t.interval(0.95, 2, loc=values.mean(), scale=values.std(ddof=1) / np.sqrt(3))
+    cell = f"{values.mean():.2f} ± {values.std(ddof=1):.2f} [{ref[0]:.2f}, {ref[1]:.2f}]"
+    row = next(line for line in markdown.splitlines() if line.startswith("| ce-s0, ce-s1, ce-s2"))
+    assert cell in row and "policy" not in row
+    assert cell in written["html"].read_text()
+
+
+def test_eps_curve_table_shows_wilson_intervals():
+    from scipy import stats as sps
+
+    from rlrobust.evaluation.report import curve_lines
+
+    curve = {
+        "attack": "pgd",
+        "norm": "linf",
+        "n_examples": 60,
+        "points": [{"eps": 0.1, "accuracy": 27 / 60}, {"eps": 0.3, "accuracy": 0.0}],
+    }
+    lines = curve_lines(curve)
+    ci = sps.binomtest(27, 60).proportion_ci(method="wilson")
+    assert f"| 0.1 | 45.00 | [{100 * ci.low:.1f}, {100 * ci.high:.1f}] |" in lines
+    upper = sps.binomtest(0, 60).proportion_ci(method="wilson").high
+    assert f"| 0.3 | 0.00 | [0.0, {100 * upper:.1f}] |" in lines
+
+
+def test_records_of_evaluate_name_reach_the_report(runs, tmp_path):
+    """`rlrobust evaluate RUN --name NAME` writes NAME.json; the report shows it as `RUN (NAME)`
+    beside the default record, with its own attacks and numbers."""
+    run = tmp_path / "ce"
+    shutil.copytree(runs["ce"], run)
+    attacks = '[{"name": "pgd", "settings": {"eps": 0.1, "steps": 3}}]'
+    argv = ["evaluate", str(run), "--name", "standard", "--eval.attacks", attacks]
+    assert main([*argv, "--eval.n_examples", "30", "--quiet"]) == 0
+    record = json.loads((run / "standard.json").read_text())
+    written = build_report([run], tmp_path / "report")
+    page, markdown = written["html"].read_text(), written["markdown"].read_text()
+    html_row = next(row for row in page.split("<tr>") if "<td>ce (standard)</td>" in row)
+    md_row = next(line for line in markdown.splitlines() if line.startswith("| ce (standard) |"))
+    for row in (html_row, md_row):
+        assert f"{100 * record['attacks'][0]['accuracy']:.2f}" in row
+    for text in (page, markdown):
+        assert "ce (standard-per-sample)" not in text
+    assert record["attacks"][0]["label"] in markdown
+
+
+def test_evaluate_overwrite_leaves_no_stale_curve(runs, tmp_path, capsys):
+    """The overwrite rule of `rlrobust evaluate --overwrite`: the earlier NAME-curve.png goes
+    when the new evaluation draws no curve."""
+    run = tmp_path / "ce"
+    shutil.copytree(runs["ce"], run)
+    argv = ["evaluate", str(run), "--name", "c", "--eval.attacks", "[]", "--quiet"]
+    argv += ["--eval.n_examples", "20"]
+    assert main([*argv, "--eval.eps_curve", "[0.05, 0.1]"]) == 0
+    assert (run / "c-curve.png").is_file()
+    assert main(argv) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (run / "c-curve.png").exists()
+    assert "curve" not in json.loads((run / "c.json").read_text())

@@ -79,3 +79,38 @@ def test_bad_arguments_are_explained(digits_run, tmp_path, capsys):
     assert "budget of at least" in capsys.readouterr().err
     assert main(["attack", "rlab", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "data,model,patch",
+    [
+        (["--data.name", "ucr-gunpoint"], ["cnn1d", '{"widths": [8, 8, 8]}'], ["15"]),
+        (
+            ["--data.name", "moving-mnist", "--data.options"]
+            + ['{"num_clips": 32, "frames": 4, "size": 36}'],
+            ["cnn3d", '{"widths": [4, 8, 8]}'],
+            ["2", "12", "12"],
+        ),
+    ],
+    ids=["signal", "video"],
+)
+def test_learned_agent_on_signal_and_video_runs(
+    data, model, patch, tmp_path, shared_data_dir, capsys
+):
+    run = tmp_path / "run"
+    train = [*data, "--data.data_dir", str(shared_data_dir), "--model.name", model[0]]
+    train += ["--model.options", model[1], "--train.epochs", "2", "--out", str(run), "--quiet"]
+    assert main(["train", *train]) == 0, capsys.readouterr().err
+    out, agent_dir = tmp_path / "rlab", tmp_path / "agent"
+    argv = ["attack", "rlab", str(run), "--agent", "learned", "--agent-dir", str(agent_dir)]
+    argv += ["--patch-size", *patch, "--budget", "120", "--max-steps", "20", "--n-examples", "6"]
+    argv += ["--train-iterations", "2", "--train-batch", "4", "--batch-size", "3"]
+    assert main([*argv, "--stacking", "stack", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "rlab.json").read_text())
+    assert record["settings"]["stacking"] == "stack" and record["settings"]["max_steps"] == 20
+    tensors = load_file(str(out / "examples.safetensors"))
+    assert (tensors["steps"] <= 20).all() and (tensors["queries"] <= 120).all()
+    assert tensors["masks"].shape == tensors["x"][:, 0].shape
+    if record["rlab"]["n_success"]:
+        assert (out / "grid.png").stat().st_size > 1000
+        assert record["masks"]["reference"] == ("none" if len(patch) == 1 else "ground_truth")

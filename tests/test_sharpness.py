@@ -12,7 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlrobust.diagnostics.sharpness import hutchinson_trace, power_iteration, sharpness
+from rlrobust.diagnostics.sharpness import (
+    hutchinson_trace,
+    power_iteration,
+    sharpness,
+    spectrum_ends,
+)
 from rlrobust.errors import ConfigError
 
 # Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
@@ -54,6 +59,30 @@ def test_power_iteration_reports_the_largest_magnitude_eigenvalue():
         matrix_hvp(a), [torch.zeros(3, dtype=torch.float64)], tol=1e-12, iterations=500
     )
     assert record["eigenvalues"][0] == pytest.approx(-4.0, rel=1e-6)
+
+
+def test_spectrum_ends_find_the_largest_algebraic_eigenvalue_behind_a_negative_one():
+    """A negative largest-magnitude eigenvalue beside a positive trace (the -0.79 vs +5.43 case
+    of a real run): the largest algebraic eigenvalue is the other end, and the shifted iteration
+    finds it."""
+    spectrum = torch.tensor([-0.79, 0.7, 0.6, 0.5, 0.5, 0.4] + [0.3] * 10, dtype=torch.float64)
+    a = spd_matrix(spectrum, seed=3)
+    like = [torch.zeros(len(spectrum), dtype=torch.float64)]
+    first = power_iteration(matrix_hvp(a), like, iterations=2000, tol=1e-13)["eigenvalues"][0]
+    assert first == pytest.approx(-0.79, rel=1e-4)
+    ends = spectrum_ends(matrix_hvp(a), like, first, iterations=2000, tol=1e-13)
+    assert ends["largest_algebraic"] == pytest.approx(0.7, rel=1e-4)
+    assert ends["smallest_algebraic"] == pytest.approx(-0.79, rel=1e-4)
+    assert ends["largest_magnitude"] == first
+    assert ends["converged"]
+
+
+def test_spectrum_ends_of_a_positive_definite_matrix():
+    a = spd_matrix()
+    like = [torch.zeros(6, dtype=torch.float64)]
+    ends = spectrum_ends(matrix_hvp(a), like, 6.0, iterations=2000, tol=1e-13)
+    assert ends["largest_algebraic"] == pytest.approx(6.0)
+    assert ends["smallest_algebraic"] == pytest.approx(0.2, rel=1e-4)
 
 
 def test_hutchinson_is_exact_for_a_diagonal_matrix():
@@ -112,6 +141,7 @@ def test_sharpness_of_a_quadratic_through_the_model():
         probes=probes,
     )
     assert record["top_eigenvalue"]["eigenvalues"][0] == pytest.approx(6.0, rel=1e-6)
+    assert record["spectrum_ends"]["largest_algebraic"] == pytest.approx(6.0, rel=1e-6)
     tolerance = 4 * hutchinson_std(a) / math.sqrt(probes)
     assert abs(record["trace"]["estimate"] - float(EIGENVALUES.sum())) <= tolerance
     assert record["num_parameters"] == 6 and record["n_samples"] == 4

@@ -161,7 +161,7 @@ def test_truncated_or_pickled_checkpoints_are_refused(tmp_path):
         load_weights(mlp, pickled)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop", "rmsprop_keras"])
 def test_optimizer_state_round_trips_through_safetensors_and_json(name):
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -202,3 +202,33 @@ def test_two_stage_can_switch_at_a_fixed_epoch(tmp_path):
     state = train_run(cfg, tmp_path / "run", log=lambda *_: None)
     assert state["two_stage"] == {"stage": "main", "switch_epoch": 3}
     assert [row["stage"] for row in state["metrics"]] == ["warmup", "warmup", "main"]
+
+
+def test_resume_with_checkpoint_selection_equals_an_uninterrupted_run(tmp_path):
+    # Gupta's selection (training/selection.py) measures FGSM every 2 epochs and installs the
+    # best checkpoint; an interrupted and resumed run must end with the same files and choice.
+    cfg = digits_config(
+        **{
+            "train.epochs": 4,
+            "train.checkpoint_every": 2,
+            "train.select_checkpoint": "best_fgsm_test",
+            "train.select_examples": 60,
+            "optim.name": "rmsprop_keras",
+            "optim.lr": 0.01,
+            "optim.keras_decay": 0.01,
+            "optim.weight_decay": 0.0,
+        }
+    )
+    whole = train_run(cfg, tmp_path / "whole", log=lambda *_: None)
+    train_run(cfg, tmp_path / "parts", log=lambda *_: None, stop_after_epoch=3)
+    parts = train_run(cfg, tmp_path / "parts", resume=True, log=lambda *_: None)
+    assert whole["selection"] == parts["selection"]
+    for name in (
+        "model.safetensors",
+        "model-last.safetensors",
+        "select/model-epoch0002.safetensors",
+    ):
+        a, b = load_file(tmp_path / "whole" / name), load_file(tmp_path / "parts" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    rows = read_csv(tmp_path / "parts" / "metrics.csv")
+    assert [bool(r["select_fgsm_accuracy"]) for r in rows] == [False, True, False, True]

@@ -30,11 +30,23 @@ def option(default: Any, help: str) -> Any:  # noqa: A002 - "help" reads best at
 
 @dataclass
 class DataConfig:
-    name: str = option("mnist", "data set: mnist, fashion-mnist, cifar10, cifar100 or digits")
+    name: str = option(
+        "mnist",
+        "data set: images (mnist, fashion-mnist, cifar10, cifar100, digits), signals "
+        "(ucr-gunpoint, ucr-arrowhead, ucr-osuleaf, ucr-acsf1, ucr-italypowerdemand, ecg200, "
+        "ecg5000), clips (moving-mnist, moving-mnist-wrap), or your own: folder (one subfolder of "
+        "images per class) or tensors (a .npz / .safetensors file); `rlrobust train --list` "
+        "shows all",
+    )
     data_dir: str | None = option(
         None,
         "folder holding mnist/, fashion-mnist/, cifar10/, cifar100/ (default: $RLROBUST_DATA, "
-        "else ~/.cache/rlrobust/data)",
+        "else ~/.cache/rlrobust/data); for folder and tensors: your image folder or file",
+    )
+    options: dict = option(
+        {},
+        "options of the data set's loader as JSON, e.g. "
+        '{"test_fraction": 0.25, "size": [32, 32]} for folder (docs/own_data.md)',
     )
     download: bool = option(False, "download missing files from the canonical URLs (md5-checked)")
     train_subset: int | None = option(None, "use this many random training images (default: all)")
@@ -59,7 +71,7 @@ class ModelConfig:
 class ObjectiveConfig:
     name: str = option(
         "cross_entropy",
-        "training objective: cross_entropy, gupta_vpg, kim_policy, kim_warmup, zou_pg",
+        "training objective: cross_entropy, gupta_vpg, kim_policy, kim_warmup, zou_pg, pc_loss",
     )
     options: dict = option({}, 'objective options as JSON, e.g. {"lam": 1.5, "action": "greedy"}')
 
@@ -85,10 +97,26 @@ class TwoStageConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = option("sgd", "optimiser: sgd, adam, adamw, rmsprop")
+    name: str = option(
+        "sgd",
+        "optimiser: sgd, adam, adamw, rmsprop (torch's), rmsprop_keras (Keras 2.x RMSprop, "
+        "Gupta's; docs/training.md)",
+    )
     lr: float = option(0.1, "initial learning rate")
-    momentum: float = option(0.9, "momentum (sgd, rmsprop)")
-    weight_decay: float = option(5e-4, "weight decay")
+    momentum: float = option(0.9, "momentum (sgd, rmsprop; rmsprop_keras has none)")
+    weight_decay: float = option(
+        5e-4, "weight decay (L2 added to the gradient; Keras' RMSprop has none: Gupta uses 0)"
+    )
+    alpha: float | None = option(
+        None,
+        "RMSprop's squared-gradient average factor (torch alpha, Keras rho); default: 0.99 for "
+        "rmsprop, 0.9 for rmsprop_keras",
+    )
+    keras_decay: float = option(
+        0.0,
+        "rmsprop_keras: Keras' per-iteration inverse-time lr decay, lr_t = lr / (1 + decay * t) "
+        "after t updates (Gupta: 1e-6); not weight decay",
+    )
     nesterov: bool = option(False, "Nesterov momentum (sgd)")
     schedule: str = option("constant", "learning-rate schedule: constant, step, cosine")
     milestones: list = option([], "epochs at which the step schedule multiplies the lr by gamma")
@@ -120,6 +148,36 @@ class TrainConfig:
         "fast path: train through torch.compile(model); checkpoints hold the plain module's "
         "weights (needs a working compiler toolchain)",
     )
+    deterministic: bool = option(
+        False,
+        "deterministic kernels on CUDA (torch.use_deterministic_algorithms, no cuDNN autotuning, "
+        "a fixed cuBLAS workspace) so that --resume is bit-exact on a GPU too; slower. On a CPU "
+        "resume is bit-exact without it",
+    )
+    tensorboard: bool = option(
+        False,
+        "also write the metrics.csv scalars, the stage switch and early stops as TensorBoard "
+        "events to RUN/tensorboard (needs pip install 'rlrobust[tensorboard]')",
+    )
+    checkpoint_every: int | None = option(
+        None,
+        "every K epochs, measure FGSM accuracy at train.select_eps on the test split (metrics.csv "
+        "column select_fgsm_accuracy) and keep those weights in RUN/select/ (Gupta: 20); "
+        "default: off",
+    )
+    select_checkpoint: str = option(
+        "last",
+        "which weights become model.safetensors: last, or best_fgsm_test (the kept checkpoint "
+        "with the best FGSM test accuracy, as Gupta picked it: selection on TEST data, so its "
+        "numbers are optimistic; docs/training.md)",
+    )
+    select_eps: float = option(
+        8 / 255, "Linf radius of the FGSM of train.checkpoint_every (Gupta: 8/255)"
+    )
+    select_examples: int | None = option(
+        None,
+        "measure the checkpoints on the first N test images (a fixed subset) instead of all",
+    )
 
 
 @dataclass
@@ -142,7 +200,8 @@ class EvalConfig:
     preset: str | None = option(
         None,
         "named attack list that replaces eval.attacks: quick, standard (AutoAttack's "
-        "standard version beside FGSM and PGD-40; the one to cite) or thorough",
+        "standard version beside FGSM and PGD-40; the one to cite), thorough, or rand (for "
+        "randomised models: EOT-PGD and AutoAttack's rand version)",
     )
     eps: float | None = option(
         None,
@@ -167,7 +226,31 @@ class EvalConfig:
         "PGD-type attacks stop iterating on points already fooled (AutoAttack style); the "
         "per-sample verdicts are the same as without it, only cheaper (docs/evaluation.md)",
     )
+    eot_samples: int | None = option(
+        None,
+        "forward passes averaged per gradient step (Expectation over Transformation) for PGD "
+        "attacks, and AutoAttack's rand version when > 1; default: 20 if the model's eval-mode "
+        "forward pass is random, else 1 (plain attacks); 1 turns EOT off",
+    )
+    save_examples: bool = option(
+        False,
+        "write the adversarial inputs of the fooled points, per attack and the per-sample worst "
+        "case, to NAME-examples/*.safetensors (replay them on any model with the `saved` attack)",
+    )
+    checkpoint: bool = option(
+        True,
+        "write every finished (batch, attack) to NAME.partial/ so that a killed evaluation "
+        "continues with `rlrobust evaluate RUN --resume`; removed when the evaluation completes",
+    )
+    oom_backoff: bool = option(
+        True,
+        "on an out-of-memory error, halve the batch and start again (the result equals a run "
+        "with the smaller data.eval_batch_size from the start) instead of failing",
+    )
 
+
+#: the values of ``optim.name`` (training/optim.py).
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "rmsprop_keras")
 
 #: the defences that ``adversarial.method`` names (docs/defences.md).
 ADVERSARIAL_METHODS = ("none", "fgsm_at", "pgd_at", "trades", "rl_adv", "l2l")
@@ -330,16 +413,36 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return converted
         if target in (dict, list):
             if isinstance(value, str):
-                value = json.loads(value)
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError as error:
+                    raise ConfigError(
+                        f"config key {key!r} is not valid JSON: {error.msg} at character "
+                        f"{error.pos} of {value!r}; {_json_example(key, target)}"
+                    ) from None
             if not isinstance(value, target):
                 raise ValueError(value)
             return value
         return str(value)
-    except (ValueError, json.JSONDecodeError):
+    except ConfigError:
+        raise
+    except ValueError:
         raise ConfigError(
             f"config key {key!r} expects {getattr(target, '__name__', target)}, got {value!r}"
-            + ("; write it as JSON, e.g. '{\"lam\": 1.5}'" if target in (dict, list) else "")
+            + (f"; {_json_example(key, target)}" if target in (dict, list) else "")
         ) from None
+
+
+#: examples shown when a JSON-valued key is malformed: the key's own shape where it is known.
+JSON_EXAMPLES = {
+    "eval.attacks": '\'[{"name": "pgd", "settings": {"eps": 0.3, "steps": 40}}, {"name": "fgsm"}]\'',
+    "eval.eps_curve": "'[0.05, 0.1, 0.2]'",
+}
+
+
+def _json_example(key: str, target: type) -> str:
+    example = JSON_EXAMPLES.get(key) or ("'[1, 2]'" if target is list else '\'{"lam": 1.5}\'')
+    return f"write it as JSON: a {'list' if target is list else 'object'}, e.g. {example}"
 
 
 def load_config(
@@ -353,13 +456,25 @@ def load_config(
             raise ConfigError(
                 f"config file {path} does not exist; check the path given to --config"
             )
+        if path.suffix.lower() in (".yaml", ".yml"):
+            raise ConfigError(
+                f"config file {path} is YAML, which rlrobust does not read; write the same "
+                "sections as JSON (.json) or TOML (.toml)"
+            )
         text = path.read_text()
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
         try:
-            values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+            values = tomllib.loads(text) if kind == "TOML" else json.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
             raise ConfigError(
-                f"config file {path} is not valid {path.suffix[1:] or 'JSON'}: {error}"
+                f"config file {path} is not valid {kind}: {error}"
+                + ("" if path.suffix in (".json", ".toml") else "; name it .json or .toml")
             ) from None
+        if not isinstance(values, dict):
+            raise ConfigError(
+                f"config file {path} must hold an object of sections (data, model, ...), "
+                f"got a {type(values).__name__}"
+            )
     cfg = from_dict(RunConfig, values)
     for key, value in (overrides or {}).items():
         set_by_path(cfg, key, value)
@@ -414,8 +529,21 @@ def validate(cfg: RunConfig) -> None:
             "optim.schedule must be constant, step or cosine",
         ),
         (
-            cfg.optim.name in {"sgd", "adam", "adamw", "rmsprop"},
-            "optim.name must be sgd, adam, adamw or rmsprop",
+            cfg.optim.name in OPTIMIZERS,
+            f"optim.name must be one of {', '.join(OPTIMIZERS)}",
+        ),
+        (
+            cfg.optim.alpha is None or 0.0 <= cfg.optim.alpha < 1.0,
+            f"optim.alpha = {cfg.optim.alpha} must lie in [0, 1), e.g. 0.9 (Keras' rho)",
+        ),
+        (
+            cfg.optim.keras_decay >= 0.0,
+            f"optim.keras_decay = {cfg.optim.keras_decay} must be >= 0 (Gupta: 1e-6)",
+        ),
+        (
+            cfg.optim.keras_decay == 0.0 or cfg.optim.name == "rmsprop_keras",
+            "optim.keras_decay is the lr decay of optim.name = rmsprop_keras only; set it to 0 "
+            "or use rmsprop_keras",
         ),
         (
             cfg.data.augment in {"auto", "none", "crop_flip"},
@@ -425,12 +553,26 @@ def validate(cfg: RunConfig) -> None:
             0.0 <= cfg.two_stage.switch_accuracy <= 1.0,
             "two_stage.switch_accuracy is a fraction in [0, 1], e.g. 0.8",
         ),
+        (
+            cfg.eval.n_examples is None or cfg.eval.n_examples >= 1,
+            f"eval.n_examples = {cfg.eval.n_examples}: an evaluation needs at least one test "
+            "image; give a positive count, or leave it out for the whole test split",
+        ),
+        (
+            cfg.data.test_subset is None or cfg.data.test_subset >= 1,
+            "data.test_subset must be >= 1 (or left out for the whole test split)",
+        ),
+        (
+            cfg.data.train_subset is None or cfg.data.train_subset >= 1,
+            "data.train_subset must be >= 1 (or left out for the whole training split)",
+        ),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     validate_adversarial(cfg.adversarial, cfg.train.epochs)
     validate_fast_paths(cfg)
+    validate_selection(cfg.train)
     if cfg.eval.norm not in {"linf", "l2"}:
         raise ConfigError("eval.norm must be linf or l2")
     if cfg.eval.masking_budget not in {"quick", "standard"}:
@@ -467,6 +609,43 @@ def validate_fast_paths(cfg: RunConfig) -> None:
             f"optim.fused: torch has no fused {cfg.optim.name} update (only "
             f"{', '.join(FUSED_OPTIMIZERS)}); set optim.fused false or choose one of those"
         )
+
+
+#: values of ``train.select_checkpoint`` (training/selection.py).
+SELECT_CHECKPOINTS = ("last", "best_fgsm_test")
+
+
+def validate_selection(train: TrainConfig) -> None:
+    """Gupta's checkpoint selection (training/selection.py): values that cannot work."""
+    _choice(train.select_checkpoint, "train.select_checkpoint", SELECT_CHECKPOINTS)
+    every = train.checkpoint_every
+    checks = [
+        (
+            every is None or every >= 1,
+            f"train.checkpoint_every = {every} must be >= 1 (Gupta: 20), or none to turn it off",
+        ),
+        (
+            0.0 < train.select_eps <= 1.0,
+            f"train.select_eps = {train.select_eps} must lie in (0, 1] (pixel units, e.g. 8/255)",
+        ),
+        (
+            train.select_examples is None or train.select_examples >= 1,
+            f"train.select_examples = {train.select_examples} must be >= 1, or none for all",
+        ),
+        (
+            train.select_checkpoint == "last" or every is not None,
+            "train.select_checkpoint = best_fgsm_test chooses among the checkpoints that "
+            "train.checkpoint_every keeps; set train.checkpoint_every (e.g. 20)",
+        ),
+        (
+            train.select_checkpoint == "last" or every is None or every <= train.epochs,
+            f"train.checkpoint_every = {every} exceeds train.epochs = {train.epochs}, so no "
+            "checkpoint would be kept to select from; lower train.checkpoint_every",
+        ),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
 
 
 def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:

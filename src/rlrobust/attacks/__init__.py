@@ -13,9 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
-from typing import Any
-
 from rlrobust.attacks.autoattack import AutoAttack
 from rlrobust.attacks.base import (
     Attack,
@@ -25,14 +22,15 @@ from rlrobust.attacks.base import (
     normalize_l2,
     project,
 )
+from rlrobust.attacks.building import build_attack, valid_settings
 from rlrobust.attacks.fgsm import FGSM
 from rlrobust.attacks.l2l import L2LAttack
 from rlrobust.attacks.losses import LOSSES, TARGETED_LOSSES, get_loss
 from rlrobust.attacks.momentum import MomentumPGD
 from rlrobust.attacks.pgd import PGD
+from rlrobust.attacks.saved import ExampleSet, SavedExamples, audit_examples, load_examples
 from rlrobust.attacks.square import Square
 from rlrobust.attacks.transfer import TransferAttack, load_run_model, success_on
-from rlrobust.errors import ConfigError
 from rlrobust.registry import ATTACKS
 
 ATTACKS.register("fgsm")(FGSM)
@@ -42,28 +40,7 @@ ATTACKS.register("square")(Square)
 ATTACKS.register("transfer")(TransferAttack)
 ATTACKS.register("mpgd")(MomentumPGD)
 ATTACKS.register("l2l")(L2LAttack)
-
-
-def valid_settings(name: str) -> list[str]:
-    """The keyword settings that the attack registered as ``name`` accepts."""
-    parameters = inspect.signature(ATTACKS.get(name)).parameters.values()
-    return [p.name for p in parameters if p.kind is not inspect.Parameter.VAR_KEYWORD]
-
-
-def build_attack(name: str, **settings: Any) -> Attack:
-    """Construct the attack registered as ``name`` from keyword settings.
-
-    Raises UnknownNameError for an unknown attack and ConfigError for an unknown setting, each
-    listing the valid choices.
-    """
-    valid = valid_settings(name)
-    unknown = sorted(set(settings) - set(valid))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} for attack {name!r}; "
-            f"valid settings: {', '.join(valid)}"
-        )
-    return ATTACKS.create(name, **settings)
+ATTACKS.register("saved")(SavedExamples)
 
 
 def list_attacks() -> list[str]:
@@ -75,17 +52,21 @@ __all__ = [
     "FGSM",
     "LOSSES",
     "PGD",
+    "SavedExamples",
     "TARGETED_LOSSES",
     "Attack",
     "AutoAttack",
+    "ExampleSet",
     "MomentumPGD",
     "Square",
     "TransferAttack",
+    "audit_examples",
     "build_attack",
     "clamp01",
     "get_loss",
     "input_gradient",
     "list_attacks",
+    "load_examples",
     "load_run_model",
     "model_frozen",
     "normalize_l2",

@@ -4,7 +4,9 @@ of diverse parameter-free attacks") through the authors' ``pyautoattack`` packag
 The ensemble runs its attacks one after the other, each only on the points that are still
 robust: standard version APGD-CE (100 iterations, 1 restart), APGD-T (9 target classes), FAB-T
 (9 targets) and Square (5000 queries); ``"plus"`` adds APGD-DLR and untargeted FAB with 5
-restarts each; ``"custom"`` runs the ``attacks`` you list, with pyautoattack's per-attack
+restarts each; ``"rand"`` is the version for randomised defences (APGD-CE and APGD-DLR, each
+averaging its gradient over ``eot_iter`` = 20 forward passes: Expectation over Transformation,
+Athalye et al. 2018); ``"custom"`` runs the ``attacks`` you list, with pyautoattack's per-attack
 defaults. Points that no attack fools are returned unchanged (the clean x), as pyautoattack
 does, so ``model(x_adv).argmax(1) == y`` is the per-sample robust flag.
 
@@ -12,14 +14,20 @@ This class is a thin adapter: the numbers are pyautoattack's. It only
 
 - maps our settings onto pyautoattack's (``"linf"`` -> ``"Linf"``, ``"l2"`` -> ``"L2"``,
   ``n_queries`` -> Square's budget, ``n_iter`` -> APGD's and FAB's iterations);
-- keeps pyautoattack quiet unless ``verbose=True`` (its log messages and the warnings of its
-  checks go to the ``"auto-attack"`` logger, which is switched off for the call);
+- keeps pyautoattack quiet unless ``verbose=True`` (its log messages go to the
+  ``"auto-attack"`` logger, which is switched off for the call) but records the warnings of its
+  sanity checks (``pyautoattack/checks.py``: randomised or dynamic model, probabilities for
+  logits, zero gradients, Square beating the gradient attacks) in ``last_sanity_warnings``,
+  so the masking diagnostics can report them (M15) instead of losing them;
 - restores what pyautoattack changes globally: it seeds torch's global RNG inside every
   sub-attack and its dynamic-defence check replaces the trace function (``sys.settrace``); both
-  are put back afterwards, so the caller's random stream and debugger/coverage survive;
+  are put back afterwards, so the caller's random stream and debugger/coverage survive; its
+  dynamic-defence check counts calls in a module-level dict that it never resets, so one
+  dynamic model would make it warn for every later model: the counts are zeroed before a run;
 - records which sub-attack fooled which sample: ``last_breakdown`` (samples fooled per attack)
   and ``last_fooled_by`` (per sample: the attack's name, ``"clean"`` for points misclassified
-  before any attack, ``None`` for robust points).
+  before any attack, ``None`` for robust points); when it cannot, ``last_breakdown`` is None
+  and ``last_breakdown_reason`` says why.
 
 pyautoattack reseeds its RNG for every batch, so the result depends on ``batch_size`` exactly
 as calling pyautoattack with that ``batch_size`` does.
@@ -45,15 +53,21 @@ from torch import Tensor, nn
 from rlrobust.attacks.base import Attack, check_labels, check_positive_int
 from rlrobust.errors import ConfigError
 
-VERSIONS = ("standard", "plus", "custom")
+VERSIONS = ("standard", "plus", "rand", "custom")
 SUB_ATTACKS = ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")
 # The attack lists that pyautoattack's versions run, in its order (AutoAttack._set_version).
 VERSION_ATTACKS = {
     "standard": ["apgd-ce", "apgd-t", "fab-t", "square"],
     "plus": ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"],
+    "rand": ["apgd-ce", "apgd-dlr"],
 }
+RAND_EOT_ITER = 20  # pyautoattack's rand version: APGD's gradient averaged over 20 passes
 PYAUTOATTACK_NORMS = {"linf": "Linf", "l2": "L2"}
 LOGGER_NAME = "auto-attack"  # the logger that pyautoattack writes to
+BREAKDOWN_MISMATCH = (
+    "pyautoattack's batches did not match the schedule the recorder follows (another "
+    "pyautoattack version?), so no point was attributed to a member"
+)
 
 
 class AutoAttack(Attack):
@@ -62,18 +76,26 @@ class AutoAttack(Attack):
     Args:
         eps: ball radius in pixel units (default 8/255 for linf, 0.5 for l2).
         norm: ``"linf"`` or ``"l2"``.
-        version: ``"standard"`` (default), ``"plus"`` or ``"custom"``.
+        version: ``"standard"`` (default), ``"plus"``, ``"rand"`` (randomised models) or
+            ``"custom"``.
         attacks: for ``version="custom"`` only, the sub-attacks to run in order, from
             ``"apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"``.
         n_queries: Square's query budget (5000 in the standard version).
         n_iter: iterations of APGD, APGD-T and FAB (100 in the standard version).
+        eot_iter: forward passes APGD and APGD-T average their gradient over (EOT); default
+            20 for ``"rand"``, else 1 (pyautoattack's values).
         seed: the seed pyautoattack gives each sub-attack.
         batch_size: points per pyautoattack batch (its default, 250).
         verbose: print pyautoattack's progress log to stdout.
 
-    After a call: ``last_breakdown`` (dict attack -> samples it fooled), ``last_fooled_by``
-    (list, one entry per sample) and ``last_robust`` (bool tensor (N,)).
+    After a call: ``last_breakdown`` (dict attack -> samples it fooled, or None),
+    ``last_breakdown_reason`` (why it is None), ``last_fooled_by`` (list, one entry per
+    sample), ``last_robust`` (bool tensor (N,)) and ``last_sanity_warnings`` (list of str).
     """
+
+    #: the evaluation never wraps AutoAttack in bf16 autocast: no test shows its verdicts agree
+    #: with float32 ones (its step-size schedule and DLR loss depend on small logit gaps).
+    float32_only = True
 
     name = "autoattack"
 
@@ -85,6 +107,7 @@ class AutoAttack(Attack):
         attacks: Sequence[str] | None = None,
         n_queries: int = 5000,
         n_iter: int = 100,
+        eot_iter: int | None = None,
         seed: int = 0,
         batch_size: int = 250,
         verbose: bool = False,
@@ -98,11 +121,17 @@ class AutoAttack(Attack):
         self.attacks = self._check_attacks(version, attacks)
         self.n_queries = check_positive_int(n_queries, "n_queries")
         self.n_iter = check_positive_int(n_iter, "n_iter")
+        default_eot = RAND_EOT_ITER if version == "rand" else 1
+        self.eot_iter = check_positive_int(
+            default_eot if eot_iter is None else eot_iter, "eot_iter"
+        )
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.verbose = bool(verbose)
         self.last_breakdown: dict[str, int] | None = None
         self.last_fooled_by: list[str | None] | None = None
         self.last_robust: Tensor | None = None
+        self.last_breakdown_reason: str | None = None
+        self.last_sanity_warnings: list[str] = []
 
     @staticmethod
     def _check_attacks(version: str, attacks: Sequence[str] | None) -> list[str]:
@@ -136,9 +165,11 @@ class AutoAttack(Attack):
         fork_devices = [x.device] if x.device.type == "cuda" else []
         # pyautoattack seeds torch's global RNG inside each sub-attack: fork it so the caller's
         # random stream is the same after the call as before.
+        warnings: list[str] = []
+        _reset_dynamic_check_counts()
         with (
             torch.random.fork_rng(devices=fork_devices),
-            _pyautoattack_logging(self.verbose),
+            _pyautoattack_logging(self.verbose, warnings),
             _trace_function_kept(),
         ):
             adversary = Reference(
@@ -155,6 +186,7 @@ class AutoAttack(Attack):
             recorder.install(adversary)
             x_adv, _ = adversary.run_standard_evaluation(x, y, batch_size=self.batch_size)
 
+        self.last_sanity_warnings = list(dict.fromkeys(warnings))
         self.last_robust = recorder.robust.clone()
         self.last_fooled_by = recorder.fooled_by() if recorder.consistent else None
         self.last_breakdown = (
@@ -162,6 +194,7 @@ class AutoAttack(Attack):
             if recorder.consistent
             else None
         )
+        self.last_breakdown_reason = None if recorder.consistent else BREAKDOWN_MISMATCH
         return x_adv
 
     def _clean_correct(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -182,6 +215,8 @@ class AutoAttack(Attack):
             if apgd.n_iter != self.n_iter:
                 _set_apgd_iterations(apgd, self.n_iter)
         adversary.fab.n_iter = self.n_iter
+        adversary.apgd.eot_iter = self.eot_iter
+        adversary.apgd_targeted.eot_iter = self.eot_iter
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -190,6 +225,7 @@ class AutoAttack(Attack):
             "attacks": list(self.attacks),
             "n_queries": self.n_queries,
             "n_iter": self.n_iter,
+            "eot_iter": self.eot_iter,
             "batch_size": self.batch_size,
         }
 
@@ -277,28 +313,82 @@ class _Recorder:
         return [name if ok else "clean" for name, ok in zip(self.names, clean, strict=True)]
 
 
+class _WarningsKept(logging.Handler):
+    """Keeps the text of every WARNING (or worse) record: pyautoattack's sanity checks."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
 @contextmanager
-def _pyautoattack_logging(verbose: bool) -> Iterator[None]:
-    """Silence pyautoattack's logger, or send its messages (debug and up) to stdout."""
+def _pyautoattack_logging(verbose: bool, warnings: list[str] | None = None) -> Iterator[None]:
+    """Quiet pyautoattack's logger (or send debug and up to stdout when verbose) and append its
+    warnings to ``warnings``; the logger's state is put back afterwards."""
     logger = logging.getLogger(LOGGER_NAME)
     saved = (logger.disabled, logger.level, logger.propagate)
-    handler = None
+    handlers: list[logging.Handler] = [_WarningsKept(warnings if warnings is not None else [])]
     if verbose:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("autoattack: %(message)s"))
+        printer = logging.StreamHandler(sys.stdout)
+        printer.setFormatter(logging.Formatter("autoattack: %(message)s"))
+        handlers.append(printer)
+    for handler in handlers:
         logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-        logger.disabled = False
-    else:
-        logger.disabled = True
+    # Quiet: only warnings reach the logger, and only our keeper hears them (no propagation).
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logger.propagate = False
+    logger.disabled = False
     try:
         yield
     finally:
         logger.disabled, _, logger.propagate = saved
         logger.setLevel(saved[1])
-        if handler is not None:
+        for handler in handlers:
             logger.removeHandler(handler)
+
+
+def _reset_dynamic_check_counts() -> None:
+    """Zero pyautoattack's module-level call counts used by ``checks.check_dynamic``.
+
+    ``checks.funcs`` counts calls to ``grad``/``backward``/``_make_grads`` made during a forward
+    pass and is never reset by pyautoattack, so after one dynamic model every later model would
+    be reported dynamic.
+    """
+    from pyautoattack import checks
+
+    for name in checks.funcs:
+        checks.funcs[name] = 0
+
+
+def sanity_warnings(
+    model: nn.Module, x: Tensor, y: Tensor, attacks: Sequence[str] = ()
+) -> list[str]:
+    """The warnings of pyautoattack's own input checks on (x, y), run as it runs them before an
+    evaluation (randomised outputs, probabilities for logits, dynamic defence, class count).
+
+    Used by the masking diagnostics (M15) where the evaluation's AutoAttack object is not at
+    hand. The model is called in its current mode; nothing global is left changed.
+    """
+    from pyautoattack import checks
+
+    attacks = list(attacks) or VERSION_ATTACKS["standard"]
+    found: list[str] = []
+    logger = logging.getLogger(LOGGER_NAME)
+    _reset_dynamic_check_counts()
+    with (
+        torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []),
+        _pyautoattack_logging(False, found),
+        _trace_function_kept(),
+    ):
+        checks.check_randomized(model, x, y, bs=len(x), logger=logger)
+        n_classes = checks.check_range_output(model, x, logger=logger)
+        checks.check_dynamic(model, x, False, logger=logger)
+        # The standard version's target counts (AutoAttack._set_version: 9 for both).
+        checks.check_n_classes(n_classes, attacks, 9, 9, logger=logger)
+    return list(dict.fromkeys(found))
 
 
 @contextmanager

@@ -31,6 +31,16 @@ so later steps forward and backward only the samples still unfooled. The returne
 same as with ``keep_fooling`` alone (the per-sample computation and the random draws do not
 depend on which other samples are in the batch); only fewer forward passes are made.
 
+Expectation over Transformation (``eot_samples=k > 1``; Athalye, Carlini & Wagner 2018, Sec. 4,
+"Obfuscated gradients give a false sense of security"): for a randomised model f_t (random
+noise, random resizing, dropout left on) the attack ascends E_t[L(f_t(x))], whose gradient
+E_t[grad L(f_t(x))] is estimated by the mean of k gradients, each from its own forward pass. A
+single pass gives one noisy sample of that gradient, which a random defence can make nearly
+useless. The "fooled" check of ``keep_fooling`` uses the mean of the k passes' logits, so a
+point does not stop on one lucky draw. The model's randomness comes from torch's global RNG:
+seed it for a reproducible result (the evaluation protocol seeds it per batch and attack).
+With k = 1 (default) nothing changes.
+
 Shapes: x (N, ...) float in [0, 1], y (N,) int64; returns x_adv shaped like x. The batch is
 processed at once; the only Python loops are over restarts and steps.
 
@@ -58,7 +68,6 @@ from rlrobust.attacks.base import (
     check_target_mode,
     choose_targets,
     clamp01,
-    input_gradient,
     logits_and_input_gradient,
     normalize_l2,
     project,
@@ -87,6 +96,8 @@ class PGD(Attack):
             the last iterate).
         early_exit: with ``keep_fooling``, stop iterating on fooled samples (same result, fewer
             forward passes; default False).
+        eot_samples: forward/backward passes averaged per step for randomised models (EOT,
+            module docstring; default 1: plain PGD).
         seed: seeds the private generator (random starts, random targets).
     """
 
@@ -105,9 +116,11 @@ class PGD(Attack):
         target: str = "random",
         keep_fooling: bool = False,
         early_exit: bool = False,
+        eot_samples: int = 1,
         seed: int = 0,
     ) -> None:
         super().__init__(eps=eps, norm=norm, seed=seed)
+        self.eot_samples = check_positive_int(eot_samples, "eot_samples")
         if early_exit and not keep_fooling:
             raise ConfigError(
                 "early_exit=True needs keep_fooling=True: when the last iterate is the answer, "
@@ -208,10 +221,28 @@ class PGD(Attack):
             with torch.no_grad():
                 check_labels(model(x), y)
         for step in range(self.steps):
-            grad = input_gradient(model, loss_fn, x_adv, y, check=step == 0)
+            grad = self._gradient(model, loss_fn, x_adv, y, check=step == 0)[1]
             direction, state = self._direction(grad, state)
             x_adv = clamp01(project(x_adv + self.step_size * direction, x, self.eps, self.norm))
         return x_adv
+
+    def _gradient(
+        self, model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, check: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Logits and input gradient; with EOT the means over ``eot_samples`` passes.
+
+        Athalye et al. 2018, Sec. 4: grad E_t[L(f_t(x))] = E_t[grad L(f_t(x))], estimated by
+        the sample mean (the sign / L2 direction of the step does not depend on the 1/k).
+        """
+        logits, grad = logits_and_input_gradient(model, loss_fn, x, y, check=check)
+        if self.eot_samples == 1:
+            return logits, grad
+        logits, grad = logits.float(), grad.clone()
+        for _ in range(self.eot_samples - 1):
+            more_logits, more_grad = logits_and_input_gradient(model, loss_fn, x, y)
+            logits += more_logits.float()
+            grad += more_grad
+        return logits / self.eot_samples, grad / self.eot_samples
 
     def _keep_fooling_run(
         self, model: nn.Module, x: Tensor, y: Tensor, goal: Tensor, generator: torch.Generator
@@ -234,7 +265,7 @@ class PGD(Attack):
                 check_labels(model(x), y)
         for step in range(self.steps):
             rows = moving if self.early_exit else everyone
-            logits, grad = logits_and_input_gradient(
+            logits, grad = self._gradient(
                 model, self._loss_fn(goal[rows]), x_adv[rows], y[rows], check=step == 0
             )
             # The logits belong to the current iterate: a sample it fools stops here.
@@ -265,4 +296,5 @@ class PGD(Attack):
             "target": self.target,
             "keep_fooling": self.keep_fooling,
             "early_exit": self.early_exit,
+            "eot_samples": self.eot_samples,
         }

@@ -25,14 +25,15 @@ Example::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from rlrobust.attacks.base import Attack, check_inputs, check_norm, check_seed, model_frozen
-from rlrobust.errors import CheckpointError, ConfigError, RunDirectoryError
+from rlrobust.attacks.building import build_attack
+from rlrobust.errors import ConfigError
+from rlrobust.runs import load_run_model, model_from_config  # noqa: F401 - part of this API
 
 
 class TransferAttack(Attack):
@@ -121,54 +122,12 @@ def success_on(model: nn.Module, x_adv: Tensor, y: Tensor) -> Tensor:
         return model(x_adv).argmax(dim=1) != y
 
 
-def load_run_model(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model of a run directory written by ``rlrobust train``, in eval mode.
-
-    The architecture comes from the run's ``config.json`` (model name and options; number of
-    classes, input shape and normalisation from the data set it names), the weights from
-    ``model.safetensors``.
-    """
-    # Imported here: training imports evaluation, which imports this package.
-    from rlrobust.training.checkpoint import load_weights
-    from rlrobust.training.run import saved_config
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise RunDirectoryError(
-            f"{run_dir} is not a run directory (no config.json); give the output directory "
-            "(--out) of `rlrobust train`, or pass the surrogate as an nn.Module"
-        )
-    weights = run_dir / "model.safetensors"
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{run_dir} holds no model.safetensors; let `rlrobust train` finish at least one "
-            "epoch (or resume it with --resume) before using it as a surrogate"
-        )
-    model = load_weights(model_from_config(saved_config(run_dir)), weights)
-    return model.to(device).eval()
-
-
-def model_from_config(cfg: Any) -> nn.Module:
-    """An untrained model as the run config ``cfg`` describes it.
-
-    The number of classes, the input shape and the normalisation statistics come from the test
-    split of the configured data set (the smaller split; its metadata equals the train split's).
-    """
-    from rlrobust.data import load_dataset
-    from rlrobust.training.setup import model_for
-
-    data = load_dataset(
-        cfg.data.name, "test", data_dir=cfg.data.data_dir, download=cfg.data.download
-    )
-    return model_for(cfg.model, data)
-
-
 def _resolve_surrogate(surrogate: Any) -> tuple[nn.Module, str]:
     if isinstance(surrogate, nn.Module):
         count = sum(p.numel() for p in surrogate.parameters())
         return surrogate, f"{type(surrogate).__name__} ({count} parameters)"
     if isinstance(surrogate, (str, os.PathLike)):
-        return load_run_model(surrogate), str(surrogate)
+        return load_run_model(surrogate, what="a surrogate run directory"), str(surrogate)
     raise ConfigError(
         f"surrogate must be an nn.Module or the path of a run directory, got "
         f"{type(surrogate).__name__}; e.g. surrogate='runs/ce-mnist'"
@@ -182,8 +141,6 @@ def _build_base(
     norm: str | None,
     seed: int | None,
 ) -> Attack:
-    from rlrobust.attacks import build_attack  # the registry lives in the package's __init__
-
     name = "pgd" if base is None else base
     if not isinstance(name, str):
         raise ConfigError(

@@ -1,5 +1,11 @@
 """The data sets every install knows, registered by name in ``rlrobust.registry.DATASETS``.
 
+Images: mnist, fashion-mnist, cifar10, cifar100, digits (registered here). 1-D signals:
+ucr-gunpoint, ucr-arrowhead, ucr-osuleaf, ucr-acsf1, ucr-italypowerdemand (``ucr.py``), ecg200,
+ecg5000 (``ecg.py``). Video: moving-mnist, moving-mnist-wrap (``moving_mnist.py``). Those
+modules register themselves; the package's ``__init__`` imports them after this one, so the
+listing keeps this order.
+
 Each entry is a function ``(split, data_dir=None, download=False) -> ImageData`` with
 ``split`` in {"train", "test"}; ``load_dataset`` is the one front door the CLI and configs use.
 """
@@ -33,7 +39,8 @@ def load_dataset(
 
     ``data_dir`` overrides $RLROBUST_DATA (see ``paths.resolve_data_dir``); ``download=True``
     fetches missing or corrupted files from the canonical mirrors. Extra ``options`` go to the
-    loader (e.g. ``verify=False`` for CIFAR batches that were re-packed by hand).
+    loader (e.g. ``verify=False`` for CIFAR batches that were re-packed by hand, ``num_clips=50``
+    or ``frames=16`` for moving-mnist, ``margin=0.05`` for the UCR and ECG sets).
 
     Example::
 

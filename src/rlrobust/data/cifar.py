@@ -115,7 +115,7 @@ def read_cifar_batch(
     except Exception as error:  # truncated or garbage pickles raise many kinds of errors
         raise DataError(
             f"{path} is not a readable CIFAR batch ({type(error).__name__}: {error}); "
-            "delete it and run with --download"
+            "delete it and run with --data.download"
         ) from error
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
@@ -183,8 +183,8 @@ def load_cifar_split(
             raise DataError(
                 f"{name.upper().replace('CIFAR', 'CIFAR-')} file {filename} not found in {folder} "
                 f"(data folder {resolve_data_dir(data_dir)}, {describe_source(data_dir)}); pass "
-                f"--data-dir / set RLROBUST_DATA to the folder that holds {name}/, or add "
-                "--download"
+                f"--data.data_dir / set RLROBUST_DATA to the folder that holds {name}/, or add "
+                "--data.download"
             )
         if verify:
             verify_md5(path, md5s[filename])

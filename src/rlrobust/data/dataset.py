@@ -1,9 +1,17 @@
-"""``ImageData``: one split of an image data set, held as uint8 tensors.
+"""``ImageData``: one split of a data set (images, 1-D signals or video), held as uint8 tensors.
 
-Images stay uint8 (N, C, H, W) in memory: a quarter of the float32 size, and the conversion to
-[0, 1] floats happens per batch on the device (see ``loader.py``). ``mean`` and ``std`` are the
-per-channel statistics in [0, 1] pixel units that a model's ``Normalize`` layer uses; they travel
-with the data so that the model and the data cannot disagree.
+Samples stay uint8 in memory: a quarter of the float32 size, and the conversion to [0, 1] floats
+happens per batch on the device (see ``loader.py``). Three layouts are accepted:
+
+    (N, C, L)         1-D signals (e.g. the UCR time series in ``ucr.py``)
+    (N, C, H, W)      images
+    (N, C, T, H, W)   video clips (e.g. ``moving_mnist.py``)
+
+Real-valued signals are min-max scaled into [0, 1] and quantised to uint8 by their loader (see
+``ucr.py`` for the scaling and its error bound), so every consumer can keep reading
+``images.float() / 255``. ``mean`` and ``std`` are the per-channel statistics in [0, 1] units that
+a model's ``Normalize`` layer uses; they travel with the data so that the model and the data
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -19,15 +27,21 @@ from rlrobust.errors import DataError
 
 @dataclass
 class ImageData:
-    """One split of an image classification data set.
+    """One split of a classification data set of images, 1-D signals or video clips.
 
     Attributes:
-        images: torch.uint8, shape (N, C, H, W), pixel values 0..255.
+        images: torch.uint8, shape (N, C, H, W) for images, (N, C, L) for 1-D signals or
+            (N, C, T, H, W) for video; values 0..255 stand for 0..1.
         labels: torch.int64, shape (N,), values in [0, num_classes).
         num_classes: number of classes.
         name: data set name, e.g. ``"mnist"`` or ``"mnist/test"``.
         mean, std: per-channel statistics in [0, 1] units (one value per channel).
         class_names: optional human-readable class names (length num_classes).
+        masks: optional torch.bool tensor shaped like ``images``: a ground-truth localisation
+            of the evidence (``moving-mnist`` sets it to where the digit's pixels are in each
+            frame). ``subset``, ``take`` and ``to`` keep it aligned with the samples.
+        value_range: optional (low, high) in the source's own units that 0 and 1 stand for
+            (set by loaders that rescale real-valued signals): ``low + x * (high - low)``.
 
     Example::
 
@@ -43,6 +57,8 @@ class ImageData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     class_names: tuple[str, ...] | None = field(default=None)
+    masks: torch.Tensor | None = field(default=None, repr=False)
+    value_range: tuple[float, float] | None = field(default=None)
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8:
@@ -51,10 +67,11 @@ class ImageData:
                 f"{self.name}: images must be a torch.uint8 tensor, got {got}; convert with "
                 "(x * 255).round().to(torch.uint8) for [0, 1] floats"
             )
-        if self.images.ndim != 4:
+        if self.images.ndim not in SAMPLE_LAYOUTS:
             raise DataError(
-                f"{self.name}: images must have shape (N, C, H, W), got {tuple(self.images.shape)};"
-                " add a channel axis with images.unsqueeze(1) for grey-scale (N, H, W) data"
+                f"{self.name}: images must have shape (N, C, H, W), (N, C, L) or (N, C, T, H, W), "
+                f"got {tuple(self.images.shape)}; add a channel axis with images.unsqueeze(1) "
+                "for grey-scale (N, H, W) images or single-channel (N, L) signals"
             )
         if not isinstance(self.labels, torch.Tensor) or self.labels.dtype != torch.int64:
             got = self.labels.dtype if isinstance(self.labels, torch.Tensor) else type(self.labels)
@@ -87,6 +104,12 @@ class ImageData:
                     f"{self.name}: {len(self.class_names)} class names for {self.num_classes} "
                     "classes; give one name per class or none"
                 )
+        self._check_masks()
+        if self.value_range is not None:
+            low, high = (float(v) for v in self.value_range)
+            if not low < high:
+                raise DataError(f"{self.name}: value_range needs low < high, got {(low, high)}")
+            self.value_range = (low, high)
         bad = (self.labels < 0) | (self.labels >= self.num_classes)
         if bool(bad.any()):
             values = torch.unique(self.labels[bad]).tolist()
@@ -97,10 +120,27 @@ class ImageData:
                 "num_classes"
             )
 
+    def _check_masks(self) -> None:
+        if self.masks is None:
+            return
+        if not isinstance(self.masks, torch.Tensor) or self.masks.dtype != torch.bool:
+            got = self.masks.dtype if isinstance(self.masks, torch.Tensor) else type(self.masks)
+            raise DataError(f"{self.name}: masks must be a torch.bool tensor, got {got}")
+        if self.masks.shape != self.images.shape:
+            raise DataError(
+                f"{self.name}: masks must have the images' shape {tuple(self.images.shape)}, got "
+                f"{tuple(self.masks.shape)}; give one flag per input value"
+            )
+
     @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one sample: (C, H, W), (C, L) or (C, T, H, W)."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def layout(self) -> str:
+        """``"signal"`` (N, C, L), ``"image"`` (N, C, H, W) or ``"video"`` (N, C, T, H, W)."""
+        return SAMPLE_LAYOUTS[self.images.ndim]
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -116,7 +156,9 @@ class ImageData:
                 f"use indices in [0, {len(self)})"
             )
         images = self.images[index.to(self.images.device)]
-        return replace(self, images=images, labels=self.labels[index.to(self.labels.device)])
+        masks = None if self.masks is None else self.masks[index.to(self.masks.device)]
+        labels = self.labels[index.to(self.labels.device)]
+        return replace(self, images=images, labels=labels, masks=masks)
 
     def take(self, n: int, seed: int = 0) -> ImageData:
         """A random subset of ``n`` distinct samples; the same (n, seed) gives the same subset."""
@@ -134,7 +176,14 @@ class ImageData:
 
     def to(self, device: str | torch.device) -> ImageData:
         """The same data with its tensors on ``device``."""
-        return replace(self, images=self.images.to(device), labels=self.labels.to(device))
+        masks = None if self.masks is None else self.masks.to(device)
+        return replace(
+            self, images=self.images.to(device), labels=self.labels.to(device), masks=masks
+        )
+
+
+# images.ndim -> the name of the layout (the number of dimensions after (N, C) is 1, 2 or 3).
+SAMPLE_LAYOUTS: dict[int, str] = {3: "signal", 4: "image", 5: "video"}
 
 
 SPLITS: tuple[str, ...] = ("train", "test")

@@ -57,7 +57,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
             raw = handle.read()
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(
-            f"{path} is not a readable gzip file ({error}); delete it and run with --download"
+            f"{path} is not a readable gzip file ({error}); delete it and run with --data.download"
         ) from error
     ndim = expected_magic & 0xFF
     header_size = 4 + 4 * ndim
@@ -98,8 +98,8 @@ def load_idx_split(
             root = resolve_data_dir(data_dir)
             raise DataError(
                 f"{_display(name)} file {filename} not found in {folder} (data folder {root}, "
-                f"{describe_source(data_dir)}); pass --data-dir / set RLROBUST_DATA to the "
-                f"folder that holds {name}/, or add --download"
+                f"{describe_source(data_dir)}); pass --data.data_dir / set RLROBUST_DATA to the "
+                f"folder that holds {name}/, or add --data.download"
             )
         if verify:
             verify_md5(path, files[filename].md5)

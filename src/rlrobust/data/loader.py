@@ -8,7 +8,9 @@ same augmentation, as the run that was interrupted.
 
 Augmentation ``"crop_flip"`` is the standard CIFAR recipe (He et al. 2016, Sec. 4.2): pad 4
 pixels with zeros, take a random crop of the original size, flip horizontally with
-probability 1/2. It runs on the whole batch at once with one gather.
+probability 1/2. It runs on the whole batch at once with one gather. It is an image
+augmentation: a 1-D signal (N, C, L) or a video (N, C, T, H, W) is refused with a ConfigError
+rather than silently cropped along the wrong axes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def apply_crop_flip(
     image n is padded pixel (top[n] + i, left[n] + j), or (top[n] + i, left[n] + W - 1 - j)
     when the image is flipped.
     """
+    _check_image_batch(images)
     n, c, h, w = images.shape
     padded = F.pad(images, (padding, padding, padding, padding))
     device = images.device
@@ -67,10 +70,20 @@ def apply_crop_flip(
     return padded[batch, channel, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def _check_image_batch(images: torch.Tensor) -> None:
+    if images.ndim != 4:
+        raise ConfigError(
+            f"crop_flip is an image augmentation for (N, C, H, W) batches, got shape "
+            f"{tuple(images.shape)}; turn augmentation off (--data.augment none) for 1-D "
+            "signals (N, C, L) and video (N, C, T, H, W)"
+        )
+
+
 def crop_flip(
     images: torch.Tensor, generator: torch.Generator, padding: int = CROP_PADDING
 ) -> torch.Tensor:
     """Random crop with ``padding`` zero pixels plus a random horizontal flip, per image."""
+    _check_image_batch(images)
     n = images.shape[0]
     device = images.device
     top = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
@@ -81,6 +94,9 @@ def crop_flip(
 
 class BatchLoader:
     """Yield ``(x, y)`` batches of an ``ImageData``: x float32 in [0, 1], y int64, on ``device``.
+
+    Works for every layout ``ImageData`` holds (signals, images, video); only ``crop_flip``
+    needs (N, C, H, W) images.
 
     Args:
         data: the split to iterate over; its uint8 tensors are copied to ``device`` once.
@@ -120,6 +136,8 @@ class BatchLoader:
             )
         if int(seed) < 0:
             raise ConfigError(f"seed must be >= 0, got {seed}")
+        if augment == "crop_flip":  # refuse now, not at the first batch of the first epoch
+            _check_image_batch(data.images[:0])
         self.device = torch.device(device)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)

@@ -9,7 +9,7 @@ One root folder holds every data set, one sub-folder each::
     <root>/cifar100/cifar-100-python.tar.gz
     <root>/cifar100/cifar-100-python/{train, test, meta}
 
-The root is, in order of precedence: the ``data_dir`` argument (the CLI's ``--data-dir``), the
+The root is, in order of precedence: the ``data_dir`` argument (the CLI's ``--data.data_dir``), the
 environment variable ``RLROBUST_DATA``, then ``~/.cache/rlrobust/data``.
 """
 
@@ -47,10 +47,10 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
 def describe_source(data_dir: str | os.PathLike | None) -> str:
     """Say where the root came from, so a 'file not found' message points at the right knob."""
     if data_dir is not None and str(data_dir) != "":
-        return "from --data-dir"
+        return "from --data.data_dir"
     if os.environ.get(ENV_VAR, ""):
         return f"from ${ENV_VAR}"
-    return "the default; neither --data-dir nor $RLROBUST_DATA was set"
+    return "the default; neither --data.data_dir nor $RLROBUST_DATA was set"
 
 
 def dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:

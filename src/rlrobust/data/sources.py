@@ -87,3 +87,39 @@ CIFAR100_MD5: dict[str, str] = {
     "test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
     "meta": "7973b15100ade9c7d40fb424638fde48",
 }
+
+# UCR/UEA time-series archive: one zip per problem holding <Name>_TRAIN.ts / _TEST.ts (plus
+# .arff and .txt copies that are not used here). aeon's own loader downloads from this folder.
+UCR_MIRRORS: tuple[str, ...] = ("https://www.timeseriesclassification.com/aeon-toolkit/",)
+
+
+@dataclass(frozen=True)
+class UCRArchive:
+    """One problem's zip in the UCR archive.
+
+    ``sha256`` is the archive's published digest, or None where none could be verified: those
+    archives are recorded on first download and verified on every later load
+    (``download.record_or_verify``).
+    """
+
+    problem: str
+    sha256: str | None
+    mirrors: tuple[str, ...] = UCR_MIRRORS
+
+    @property
+    def filename(self) -> str:
+        return f"{self.problem}.zip"
+
+    def urls(self) -> list[str]:
+        return [mirror + self.filename for mirror in self.mirrors]
+
+
+# ECG200.zip: the same sha256 is pinned by two independent public projects that download this
+# URL and check it (a UCR loader that refuses a mismatch, and a validation report listing the
+# archive digests of the runs it made). No md5 of these archives could be verified, and none is
+# invented here.
+ECG200_ARCHIVE = UCRArchive(
+    "ECG200", "755937ea37849346ea20033666b19d17345bb039971e8fa33458b16b62c09380"
+)
+# ECG5000.zip: no published checksum could be verified; recorded on first download.
+ECG5000_ARCHIVE = UCRArchive("ECG5000", None)

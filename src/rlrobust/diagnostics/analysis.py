@@ -6,9 +6,9 @@
 - ``gradients``: static indicators (input-gradient norms, zero fraction, sign agreement) and
   dynamic ones along a PGD trajectory (Zou et al.);
 - ``entropy``: predictive entropy on clean and PGD inputs, split by correctness (Zou et al.);
-- ``landscape``: weight-space 1-D and 2-D landscapes with filter-normalised directions (Kim
-  Eq. 30, after Li et al. 2017) for the training loss and for cross-entropy, and the input-space
-  landscape around test points;
+- ``landscape``: weight-space 1-D and 2-D landscapes (Kim Eq. 30) with filter-normalised (Li et
+  al. 2018, the default) or plain Gaussian (Kim as written) directions, for the training loss
+  and for cross-entropy, and the input-space landscape around test points;
 - ``sharpness``: the top Hessian eigenvalue and the Hessian trace (Kim's flatness discussion).
 
 ``plot_analysis`` draws the records of several models into one figure per indicator.
@@ -37,6 +37,7 @@ def analyse(
     parts=PARTS,
     training_loss: tuple[str, dict] | None = None,
     landscape_points: int = 21,
+    landscape_directions: str = "filter_normalized",
     seed: int = 0,
     device: str | torch.device = "cpu",
     log=lambda *_: None,
@@ -91,13 +92,23 @@ def analyse(
             lambda: {
                 **{
                     f"weights_1d_{name}": landscape.weight_landscape_1d(
-                        model, batches, loss, points=landscape_points, seed=seed
+                        model,
+                        batches,
+                        loss,
+                        points=landscape_points,
+                        seed=seed,
+                        directions=landscape_directions,
                     )
                     for name, loss in losses.items()
                 },
                 **{
                     f"weights_2d_{name}": landscape.weight_landscape_2d(
-                        model, batches, loss, points=landscape_points, seed=seed
+                        model,
+                        batches,
+                        loss,
+                        points=landscape_points,
+                        seed=seed,
+                        directions=landscape_directions,
                     )
                     for name, loss in losses.items()
                 },
@@ -141,8 +152,17 @@ def _accepted(name: str) -> set[str]:
     return set(inspect.signature(OBJECTIVES.get(name)).parameters)
 
 
-def plot_analysis(records: dict[str, dict], out: Path) -> list[Path]:
-    """One figure per indicator, every model side by side; returns the files written."""
+def plot_analysis(
+    records: dict[str, dict], out: Path, colours: dict[str, str] | None = None
+) -> list[Path]:
+    """One figure per indicator, every model side by side; returns the files written.
+
+    ``colours`` (model name -> colour, e.g. a report's fixed map) colours each model's lines in
+    the figures with one line per model (PGD trajectory, 1-D landscapes) even when some model
+    lacks that part; without it matplotlib's cycle is used."""
+    import matplotlib.pyplot as plt
+    from cycler import cycler
+
     from rlrobust.diagnostics import plots
 
     written: list[Path] = []
@@ -177,9 +197,15 @@ def plot_analysis(records: dict[str, dict], out: Path) -> list[Path]:
         ),
         (("landscape", "input_2d"), plots.plot_landscape_2d, "landscape-input.png"),
     ]
+    one_line_per_model = {plots.plot_trajectory, plots.plot_landscape_1d}
     for keys, draw, filename in figures:
         chosen = having(*keys)
-        if chosen:
+        if not chosen:
+            continue
+        style = {}
+        if colours and draw in one_line_per_model:  # the k-th line drawn is the k-th model's
+            style = {"axes.prop_cycle": cycler(color=[colours[name] for name in chosen])}
+        with plt.rc_context(style):
             written.append(draw(chosen, out / filename))
     return written
 
@@ -223,12 +249,12 @@ def summary_table(records: dict[str, dict]) -> str:
             "entropy adversarial, mean (nats)",
             lambda r: _get(r, "entropy", "adversarial", "summary", "mean"),
         ),
-        ("top Hessian eigenvalue (CE)", lambda r: _top(r, "cross_entropy")),
+        ("largest Hessian eigenvalue (CE)", lambda r: _top(r, "cross_entropy")),
         (
             "Hessian trace (CE)",
             lambda r: _get(r, "sharpness", "cross_entropy", "trace", "estimate"),
         ),
-        ("top Hessian eigenvalue (training loss)", lambda r: _top(r, "training_loss")),
+        ("largest Hessian eigenvalue (training loss)", lambda r: _top(r, "training_loss")),
         (
             "Hessian trace (training loss)",
             lambda r: _get(r, "sharpness", "training_loss", "trace", "estimate"),
@@ -263,5 +289,10 @@ def _fmt(value) -> str:
 
 
 def _top(record: dict, loss: str) -> float | None:
+    """The largest *algebraic* Hessian eigenvalue (records written before ``spectrum_ends``
+    existed hold only the largest-magnitude one, which is shown instead)."""
+    largest = _get(record, "sharpness", loss, "spectrum_ends", "largest_algebraic")
+    if largest is not None:
+        return largest
     values = _get(record, "sharpness", loss, "top_eigenvalue", "eigenvalues")
     return values[0] if values else None

@@ -1,22 +1,30 @@
-"""Loss landscapes in weight space (Li et al. 2017; Kim Eq. 30) and in input space.
+"""Loss landscapes in weight space (Kim Eq. 30; Li et al. 2018) and in input space.
 
 Weight space. Kim ("An Analysis of Policy Loss", Eq. 30) plots
 
     f(a, b) = L(theta* + a d1 + b d2)
 
-around trained weights theta* for two random directions d1, d2, following Li et al. (2017,
-"Visualizing the Loss Landscape of Neural Nets"). Random directions are only comparable across
-models when they are scaled like the weights, so Li et al. *filter-normalise* them: for every
-filter i of a weight tensor (a row along the output axis: one output channel of a convolution,
-one output unit of a linear layer),
+around trained weights theta* for two random directions d1, d2 on a 50 x 50 grid over
+[-1, 1]^2, and states that d1 and d2 "are standard Gaussian random vectors". Two kinds of
+directions are offered, and every record and figure says which one it used:
 
-    d_i <- d_i / ||d_i|| * ||theta_i||.
+- ``directions="gaussian"`` (Kim Eq. 30 as written): plain N(0, I) entries, not rescaled, for
+  every parameter, biases and BatchNorm included (Kim perturbs all of theta*).
+- ``directions="filter_normalized"`` (the default; Li, Xu, Taylor, Studer & Goldstein,
+  "Visualizing the Loss Landscape of Neural Nets", NeurIPS 2018, which Kim cites): random
+  directions are only comparable across models when they are scaled like the weights, so for
+  every filter i of a weight tensor (a row along the output axis: one output channel of a
+  convolution, one output unit of a linear layer)
 
-One-dimensional parameters (biases, BatchNorm scales and shifts) get a zero direction by
-default, as in Li et al.; with ``include_bias_bn=True`` each entry is its own filter, so its
-direction entry is +-|theta_j|. ``normalization="none"`` keeps Kim's plain standard Gaussian
-directions. Kim reads a more concave landscape (loss falling away from theta* along some
-directions) as a sign of robustness; ``landscape_shape`` summarises curvature numerically.
+      d_i <- d_i / ||d_i|| * ||theta_i||,
+
+  and one-dimensional parameters (biases, BatchNorm scales and shifts) get a zero direction, as
+  in Li et al. This is Li et al.'s method, not Kim's stated one: label plots accordingly.
+
+``include_bias_bn`` overrides the bias rule of either kind (filter-normalised 1-D parameters
+then get +-|theta_j|, each entry its own filter). Kim reads a more concave landscape (loss
+falling away from theta* along some directions) as a sign of robustness; ``landscape_shape``
+summarises curvature numerically.
 
 The loss is evaluated in eval mode on a *fixed* set of batches (the same images at every grid
 point), as the mean over all samples. The weights are recomputed from a saved copy of theta* at
@@ -28,7 +36,8 @@ each test point, with s = sign(grad_x L) (the FGSM direction, Goodfellow et al. 
 random +-1 direction: the surface a sign-gradient attacker walks on. A flat surface along s, or
 one no steeper along s than along r, means the gradient sign carries little information.
 
-Records: ``alphas`` (and ``betas``), and ``loss`` (``loss[i][j] = f(alphas[i], betas[j])``).
+Records: ``alphas`` (and ``betas``), and ``loss`` (``loss[i][j] = f(alphas[i], betas[j])``);
+weight-space records also hold ``settings["directions"]`` and ``directions_label``.
 Grid coordinates are ``span * (2k - (n - 1)) / (n - 1)``, so an odd ``points`` puts an exact
 0 in the middle, and the centre value is the loss at theta* (or at x) itself.
 
@@ -71,7 +80,12 @@ from rlrobust.diagnostics.gradients import (
 from rlrobust.errors import ConfigError, DataError
 from rlrobust.seeding import make_generator
 
-NORMALIZATIONS = ("filter", "none")
+#: kinds of random weight directions, and how records and figures name them.
+DIRECTIONS = ("filter_normalized", "gaussian")
+DIRECTION_LABELS = {
+    "filter_normalized": "filter-normalised Gaussian directions (Li et al. 2018)",
+    "gaussian": "standard Gaussian directions, not normalised (Kim Eq. 30)",
+}
 # Keeps the division finite for an all-zero random filter (probability 0, but cheap insurance).
 FILTER_EPS = 1e-10
 
@@ -168,24 +182,33 @@ def filter_normalize(direction: Tensor, weight: Tensor) -> Tensor:
     return (d * scale).reshape(direction.shape)
 
 
+def check_directions(directions: str) -> str:
+    if directions not in DIRECTIONS:
+        raise ConfigError(
+            f"unknown directions {directions!r}; choose one of: {', '.join(DIRECTIONS)} "
+            "(gaussian: Kim Eq. 30 as written; filter_normalized: Li et al. 2018)"
+        )
+    return directions
+
+
 def random_direction(
     model: nn.Module,
     generator: torch.Generator,
     *,
-    normalization: str = "filter",
-    include_bias_bn: bool = False,
+    directions: str = "filter_normalized",
+    include_bias_bn: bool | None = None,
 ) -> list[Tensor]:
     """One Gaussian direction per parameter of ``model`` (in ``model.parameters()`` order).
 
-    ``normalization="filter"``: Li et al.'s filter normalisation; ``"none"``: Kim's plain
-    N(0, I). Parameters with at most one dimension (biases, BatchNorm) get zeros unless
-    ``include_bias_bn``. Draws are made on the CPU generator, so a seed gives the same
-    direction on every device.
+    ``directions="filter_normalized"``: Li et al.'s (2018) filter normalisation, 1-D parameters
+    (biases, BatchNorm) zeroed; ``"gaussian"``: Kim's plain N(0, I) for every parameter.
+    ``include_bias_bn`` (default: per kind, as just said) overrides whether 1-D parameters
+    move. Draws are made on the CPU generator, so a seed gives the same direction on every
+    device, and the weights' numbers do not depend on the kind or on ``include_bias_bn``.
     """
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(
-            f"unknown normalization {normalization!r}; choose one of: {', '.join(NORMALIZATIONS)}"
-        )
+    kind = check_directions(directions)
+    if include_bias_bn is None:
+        include_bias_bn = kind == "gaussian"
     directions = []
     for param in model.parameters():
         weight = param.detach()
@@ -194,7 +217,7 @@ def random_direction(
         d = random_like(weight, generator, "normal")
         if weight.ndim <= 1 and not include_bias_bn:
             d = torch.zeros_like(weight)
-        elif normalization == "filter":
+        elif kind == "filter_normalized":
             d = filter_normalize(d, weight)
         directions.append(d)
     return directions
@@ -298,17 +321,18 @@ def _weight_landscape(
     points: int,
     span: float,
     seed: int,
-    normalization: str,
-    include_bias_bn: bool,
+    directions: str,
+    include_bias_bn: bool | None,
 ) -> dict[str, Any]:
+    kind = check_directions(directions)
+    if include_bias_bn is None:
+        include_bias_bn = kind == "gaussian"
     pairs = as_batches(batches)
     loss_fn = resolve_loss(loss)
     coords = grid_coordinates(points, float(span))
     generator = make_generator(check_seed(seed))
     directions = [
-        random_direction(
-            model, generator, normalization=normalization, include_bias_bn=include_bias_bn
-        )
+        random_direction(model, generator, directions=kind, include_bias_bn=include_bias_bn)
         for _ in range(dims)
     ]
     with model_frozen(model), weights_restored(model) as theta:
@@ -338,11 +362,12 @@ def _weight_landscape(
         "accuracy": accuracies,
         "loss_at_origin": loss_at_origin,
         "accuracy_at_origin": accuracy_at_origin,
+        "directions_label": DIRECTION_LABELS[kind],
         "settings": {
             "points": len(coords),
             "span": float(span),
             "seed": int(seed),
-            "normalization": normalization,
+            "directions": kind,
             "include_bias_bn": bool(include_bias_bn),
             "n_samples": sum(int(y.shape[0]) for _, y in pairs),
         },
@@ -366,11 +391,11 @@ def weight_landscape_1d(
     points: int = 21,
     span: float = 1.0,
     seed: int = 0,
-    normalization: str = "filter",
-    include_bias_bn: bool = False,
+    directions: str = "filter_normalized",
+    include_bias_bn: bool | None = None,
 ) -> dict[str, Any]:
-    """f(a) = L(theta* + a d) for a in [-span, span] (``points`` values), d a random
-    filter-normalised direction (Li et al. 2017). See the module docstring for the record."""
+    """f(a) = L(theta* + a d) for a in [-span, span] (``points`` values), d a random direction
+    of the kind ``directions`` names (module docstring, which also describes the record)."""
     return _weight_landscape(
         model,
         batches,
@@ -379,7 +404,7 @@ def weight_landscape_1d(
         points=points,
         span=span,
         seed=seed,
-        normalization=normalization,
+        directions=directions,
         include_bias_bn=include_bias_bn,
     )
 
@@ -392,11 +417,12 @@ def weight_landscape_2d(
     points: int = 21,
     span: float = 1.0,
     seed: int = 0,
-    normalization: str = "filter",
-    include_bias_bn: bool = False,
+    directions: str = "filter_normalized",
+    include_bias_bn: bool | None = None,
 ) -> dict[str, Any]:
     """Kim Eq. 30: f(a, b) = L(theta* + a d1 + b d2) on a ``points`` x ``points`` grid over
-    [-span, span]^2 (Kim: 50 x 50 on [-1, 1]^2). ``loss[i][j] = f(alphas[i], betas[j])``."""
+    [-span, span]^2 (Kim: 50 x 50 on [-1, 1]^2 with ``directions="gaussian"``).
+    ``loss[i][j] = f(alphas[i], betas[j])``."""
     return _weight_landscape(
         model,
         batches,
@@ -405,7 +431,7 @@ def weight_landscape_2d(
         points=points,
         span=span,
         seed=seed,
-        normalization=normalization,
+        directions=directions,
         include_bias_bn=include_bias_bn,
     )
 
@@ -485,9 +511,11 @@ def input_landscape_2d(
 
 
 __all__ = [
-    "NORMALIZATIONS",
+    "DIRECTIONS",
+    "DIRECTION_LABELS",
     "as_batches",
     "batch_set_loss",
+    "check_directions",
     "filter_normalize",
     "fixed_batches",
     "grid_coordinates",

@@ -8,11 +8,11 @@ can saturate the softmax and so is exposed to it (Gupta 2020 adds a LayerNorm fo
 The checks measure the model directly (M01-M05, M11) and compare attacks whose results must be
 ordered for a model with useful gradients (M06-M10); see ``docs/masking_flags.md``.
 
-Cost (``budget="quick"``): 256 points, at most 173 forward+backward passes per point (input
-gradients of two losses, FGSM, PGD-10 at 4 radii, PGD-50, PGD-10 with 3 restarts on the points
-left, an unbounded PGD-50) plus about 10 forward passes: at most 44 000 single-image gradient
-passes, what a PGD-10 evaluation of 4 000 images costs. ``"standard"``: 1000 points and at most
-603 passes per point. ``MaskingBudget.gradient_passes()`` gives the bound for any budget.
+Cost (``budget="quick"``): 256 points, at most 183 forward+backward passes per point (input
+gradients of two losses, FGSM, PGD-10 twice (last iterate; any fooling iterate), PGD-10 at 3
+more radii, PGD-50, PGD-10 with 3 restarts on the points left, an unbounded PGD-50) plus about
+10 forward passes: at most 47 000 single-image gradient passes, what a PGD-10 evaluation of
+4 300 images costs. ``"standard"``: 1000 points and at most 623 passes per point. ``MaskingBudget.gradient_passes()`` gives the bound for any budget.
 
 Example::
 
@@ -63,11 +63,24 @@ from rlrobust.diagnostics.masking_checks import (
     summarize_gradients,
     summarize_outputs,
 )
+from rlrobust.diagnostics.masking_evaluation import (
+    QUERY_MEMBERS,
+    check_adversarial_not_kept,
+    check_autoattack_sanity,
+    check_gradient_attack_overstates,
+    check_no_usable_gradient,
+    check_query_attack_only,
+    column_excess,
+)
 from rlrobust.errors import ConfigError
 from rlrobust.seeding import make_generator
 
 VERDICT_MASKED = "evidence of masking"
 VERDICT_CLEAN = "no evidence of masking"
+VERDICT_NO_GRADIENT = "no usable gradient"
+# Checks that need an input gradient: skipped (with this reason) when M14 is raised.
+GRADIENT_CHECKS = ("M01", "M02", "M03", "M06", "M08", "M09", "M10")
+DIAGNOSTIC_FGSM, DIAGNOSTIC_PGD = "fgsm (diagnostic)", "pgd (diagnostic)"
 
 # Largest linf radius of the eps sweep (M08): at 0.5 every image can become mid-grey. For l2 the
 # same grey image is at most 0.5 * sqrt(d) away.
@@ -104,6 +117,7 @@ class MaskingBudget:
         return (
             2
             + 1
+            + self.pgd_steps  # the same PGD keeping any fooling iterate (M16)
             + sweep
             + self.long_steps
             + self.pgd_steps * self.restarts
@@ -130,8 +144,10 @@ BUDGETS: dict[str, MaskingBudget] = {
 class MaskingReport:
     """The result of ``diagnose_masking``: a verdict, the flags, and the numbers behind them.
 
-    ``verdict`` is ``"evidence of masking"`` when at least one flag has severity ``"evidence"``,
-    else ``"no evidence of masking"`` (warnings alone do not change it).
+    ``verdict`` is ``"no usable gradient"`` when no input gradient can be computed (M14),
+    ``"evidence of masking"`` when at least one flag has severity ``"evidence"``, else ``"no
+    evidence of masking"`` (warnings alone do not change it). ``masked`` is True for the first
+    two: in both, gradient-based robust accuracy must not be cited.
     """
 
     verdict: str
@@ -149,7 +165,7 @@ class MaskingReport:
 
     @property
     def masked(self) -> bool:
-        return self.verdict == VERDICT_MASKED
+        return self.verdict != VERDICT_CLEAN
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,7 +187,28 @@ class MaskingReport:
 
 
 def verdict_of(flags: Sequence[Flag]) -> str:
+    if any(f.code == "M14" for f in flags):
+        return VERDICT_NO_GRADIENT
     return VERDICT_MASKED if any(f.severity == "evidence" for f in flags) else VERDICT_CLEAN
+
+
+def gradient_path_problem(model: nn.Module, x: Tensor, y: Tensor) -> str | None:
+    """Why no input gradient of the CE loss can be computed on ``x`` (None if it can).
+
+    autograd raises a RuntimeError when the output does not depend on ``x`` through
+    differentiable operations (a forward under ``torch.no_grad``, a detached input, an output
+    built from integers); that is the one error caught, and its message is returned.
+    """
+    try:
+        with model_frozen(model):
+            input_gradient(model, get_loss("ce"), x, y, check=True)
+    except RuntimeError as error:
+        text = str(error)
+        known = ("does not require grad", "not have a grad_fn", "appears to not have been used")
+        if any(k in text for k in known):
+            return text.splitlines()[0]
+        raise
+    return None
 
 
 # --------------------------------------------------------------------------- measurements
@@ -287,11 +324,13 @@ def diagnose_masking(
     *,
     extra_results: Mapping[str, Sequence[Any] | Tensor] | None = None,
     whitebox: Collection[str] = (),
+    one_step: Collection[str] = (),
+    ensembles: Mapping[str, Mapping[str, Any]] | None = None,
     budget: str | MaskingBudget = "quick",
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> MaskingReport:
-    """Run the masking checks M01-M11 on ``model`` and return a ``MaskingReport``.
+    """Run the masking checks M01-M15 on ``model`` and return a ``MaskingReport``.
 
     Args:
         model: a classifier taking [0, 1] inputs and returning logits; left as found.
@@ -299,10 +338,17 @@ def diagnose_masking(
             ``budget.n_points`` is used.
         eps: the threat model's radius (> 0) in pixel units, e.g. 8/255.
         norm: ``"linf"`` or ``"l2"``.
-        extra_results: optional per-sample robust flags (1 = still correct) of other attacks on
-            the same x, by label, e.g. ``{"square": ..., "apgd-ce": ...}``; used by M07.
+        extra_results: optional per-sample robust flags (1 = still correct) of the evaluation's
+            attacks on the same x, by label, e.g. ``{"pgd40-ce": ..., "autoattack": ...}``; used
+            by M07 and M12.
         whitebox: the labels of ``extra_results`` that are white-box attacks; all others are
             treated as black-box/transfer. The diagnostic PGD is always white-box.
+        one_step: the white-box labels that are one-step attacks (FGSM): reported, not judged,
+            by M12; the other white-box labels are the iterative gradient attacks it judges.
+        ensembles: per ensemble label (AutoAttack), what its run recorded: ``breakdown``
+            (member -> points it fooled, or None), ``n_points`` (points it ran on),
+            ``reason`` (why the breakdown is missing), ``sanity_warnings`` (pyautoattack's),
+            ``query_members`` (default ``("square",)``); used by M13 and M15.
         budget: ``"quick"``, ``"standard"`` or a ``MaskingBudget``.
         seed: seeds the point subset, the attacks' random starts and the noise.
         device: where to run; default the device of the model's parameters.
@@ -314,6 +360,9 @@ def diagnose_masking(
     if eps == 0:
         raise ConfigError("eps must be > 0 for masking diagnostics; pass the threat model's eps")
     check_inputs(x, y)
+    unknown = sorted(set(one_step) - set(whitebox))
+    if unknown:
+        raise ConfigError(f"one_step labels {unknown} are not white-box labels; name them in both")
     plan = _resolve_budget(budget)
     device = _resolve_device(model, device)
     index = _choose_points(len(x), plan.n_points, seed)
@@ -324,22 +373,22 @@ def diagnose_masking(
     flags: list[Flag] = []
     m: dict[str, Any] = {"n_points": len(x)}
     skipped: dict[str, str] = {}
+    ours: dict[str, Tensor] = {}
     with model_frozen(model):
         with torch.no_grad():
             outputs = model(x)
         m["outputs"] = summarize_outputs(outputs)
-        gradients = {
-            loss: input_gradient(model, get_loss(loss), x, y, check=True)
-            for loss in ("ce", "margin")
-        }
-        g = summarize_gradients(gradients, outputs, eps, norm)
-        m["gradients"] = g
-        flags += check_nan_gradients(m["outputs"]["nonfinite_fraction"], g["nonfinite_fraction"])
         flags += check_probabilities_not_logits(
             m["outputs"]["probability_rows_fraction"], m["outputs"]["log_probability_rows_fraction"]
         )
-        flags += check_zero_gradients(g["zero_fraction"], g["zero_all_losses_fraction"])
-        flags += check_vanishing_gradients(g["vanishing_fraction"])
+        problem = gradient_path_problem(model, x, y)
+        if problem is not None:
+            m["gradient_problem"] = problem
+            flags += check_no_usable_gradient(problem)
+            reason = "no input gradient (M14): gradient attacks cannot run"
+            skipped.update(dict.fromkeys(GRADIENT_CHECKS, reason))
+        else:
+            flags += _gradient_checks(model, x, y, eps, norm, outputs, m)
 
         m["forward_randomness"] = measure_forward_randomness(model, x, plan.forward_repeats)
         flags += check_random_forward(
@@ -351,11 +400,17 @@ def diagnose_masking(
         )
         flags += check_unstable_under_noise(m["noise"]["changed_fraction"], m["noise"]["noise"])
 
-        if any(f.code == "M02" for f in flags):
+        if problem is None and any(f.code == "M02" for f in flags):
             reason = "non-finite outputs or gradients (M02): attack results would be meaningless"
-            skipped.update(dict.fromkeys(("M06", "M07", "M08", "M09", "M10"), reason))
-        else:
-            flags += _attack_checks(model, x, y, eps, norm, dim, plan, seed, extra, whitebox, m)
+            skipped.update(dict.fromkeys(("M06", "M07", "M08", "M09", "M10", "M12"), reason))
+        elif problem is None:
+            flags += _attack_checks(model, x, y, eps, norm, dim, plan, seed, m, ours)
+
+        found = _sanity_warnings(model, x, y, skipped) if ensembles else []
+
+    if extra and "M07" not in skipped:
+        flags += _evaluation_checks(extra, whitebox, one_step, ours, m)
+    flags += _ensemble_checks(ensembles or {}, found, m, skipped)
 
     return MaskingReport(
         verdict=verdict_of(flags),
@@ -371,10 +426,82 @@ def diagnose_masking(
             **asdict(plan),
             "gradient_passes_per_point": plan.gradient_passes(),
             "whitebox": sorted(whitebox),
+            "one_step": sorted(one_step),
         },
         skipped=skipped,
         seconds=time.perf_counter() - started,
     )
+
+
+def _gradient_checks(
+    model: nn.Module, x: Tensor, y: Tensor, eps: float, norm: str, outputs: Tensor, m: dict
+) -> list[Flag]:
+    """M01-M03 on the input gradients of two losses."""
+    gradients = {
+        loss: input_gradient(model, get_loss(loss), x, y, check=True) for loss in ("ce", "margin")
+    }
+    g = summarize_gradients(gradients, outputs, eps, norm)
+    m["gradients"] = g
+    flags = check_nan_gradients(m["outputs"]["nonfinite_fraction"], g["nonfinite_fraction"])
+    flags += check_zero_gradients(g["zero_fraction"], g["zero_all_losses_fraction"])
+    flags += check_vanishing_gradients(g["vanishing_fraction"])
+    return flags
+
+
+def _evaluation_checks(
+    extra: dict[str, Tensor],
+    whitebox: Collection[str],
+    one_step: Collection[str],
+    ours: dict[str, Tensor],
+    m: dict[str, Any],
+) -> list[Flag]:
+    """M07 and M12: the evaluation's per-sample results against each other and ours."""
+    results = {**extra, **ours}
+    m["extra_results_accuracy"] = {k: _accuracy(v) for k, v in extra.items()}
+    flags = check_blackbox_beats_whitebox(results, [*whitebox, *ours])
+    columns = column_excess(results)
+    m["columns"] = columns
+    iterative = [k for k in [*whitebox, *ours] if k not in one_step and k != DIAGNOSTIC_FGSM]
+    m["overstating_columns"] = [k for k, c in columns.items() if c["overstates"]]
+    return flags + check_gradient_attack_overstates(columns, iterative, [DIAGNOSTIC_PGD])
+
+
+def _sanity_warnings(model: nn.Module, x: Tensor, y: Tensor, skipped: dict[str, str]) -> list[str]:
+    """pyautoattack's own input checks on (up to) its first batch of 250 points, as it runs them."""
+    try:
+        from rlrobust.attacks.autoattack import sanity_warnings
+    except ImportError as error:  # pyautoattack is an optional dependency
+        skipped["M15"] = f"pyautoattack is not installed ({error})"
+        return []
+    return sanity_warnings(model, x[:250], y[:250])
+
+
+def _ensemble_checks(
+    ensembles: Mapping[str, Mapping[str, Any]],
+    found: Sequence[str],
+    m: dict[str, Any],
+    skipped: dict[str, str],
+) -> list[Flag]:
+    """M13 on each ensemble's per-member breakdown; M15 on pyautoattack's sanity warnings, those
+    its run recorded (``sanity_warnings``) and ``found`` by running its checks here."""
+    flags: list[Flag] = []
+    warnings = {}
+    missing = {}
+    for label, info in ensembles.items():
+        breakdown = info.get("breakdown")
+        warnings[label] = list(dict.fromkeys([*(info.get("sanity_warnings") or []), *found]))
+        if not breakdown:
+            missing[label] = info.get("reason") or "the ensemble recorded no per-member breakdown"
+            continue
+        members = tuple(info.get("query_members") or QUERY_MEMBERS)
+        flags += check_query_attack_only(breakdown, int(info.get("n_points", 0)), label, members)
+    m["ensembles"] = {
+        label: {k: v for k, v in info.items() if k != "sanity_warnings"}
+        for label, info in ensembles.items()
+    }
+    if missing:
+        skipped["M13"] = "; ".join(f"{label}: {why}" for label, why in missing.items())
+    return flags + check_autoattack_sanity({k: v for k, v in warnings.items() if v})
 
 
 def _attack_checks(
@@ -386,11 +513,13 @@ def _attack_checks(
     dim: int,
     plan: MaskingBudget,
     seed: int,
-    extra: dict[str, Tensor],
-    whitebox: Collection[str],
     m: dict[str, Any],
+    ours: dict[str, Tensor],
 ) -> list[Flag]:
-    """M06-M10: attacks whose results are ordered for a model with useful gradients."""
+    """M06, M08-M10: attacks whose results are ordered for a model with useful gradients.
+
+    The per-sample flags of the diagnostic FGSM and PGD are left in ``ours`` for M07 and M12.
+    """
     flags: list[Flag] = []
     with torch.no_grad():
         correct = model(x).argmax(1) == y
@@ -402,7 +531,16 @@ def _attack_checks(
 
     fgsm_robust, m["fgsm_accuracy"] = accuracy_under(FGSM(eps=eps, norm=norm, seed=seed))
     pgd_robust, m["pgd_accuracy"] = accuracy_under(_pgd(eps, norm, plan.pgd_steps, seed))
+    ours[DIAGNOSTIC_FGSM], ours[DIAGNOSTIC_PGD] = fgsm_robust.cpu(), pgd_robust.cpu()
     flags += check_one_step_beats_iterative(m["fgsm_accuracy"], m["pgd_accuracy"])
+
+    # M16: the same PGD (same seed, same random start) keeping any fooling iterate: points
+    # fooled on the way but not at the end.
+    kept = _pgd(eps, norm, plan.pgd_steps, seed, keep_fooling=True, early_exit=True)
+    kept_robust, m["pgd_any_iterate_accuracy"] = accuracy_under(kept)
+    not_kept = int((pgd_robust & ~kept_robust).sum())
+    m["adversarial_not_kept"] = not_kept
+    flags += check_adversarial_not_kept(not_kept, len(x))
 
     # M10: the same PGD with more steps, and with more restarts (restart 0 is the short run).
     _, m["pgd_long_accuracy"] = accuracy_under(_pgd(eps, norm, plan.long_steps, seed))
@@ -435,11 +573,4 @@ def _attack_checks(
     success = 1 - robust.sum().item() / n_attacked if n_attacked else float("nan")
     m["unbounded"] = {"eps": unbounded, "success_rate": success, "n_attacked": n_attacked}
     flags += check_unbounded_attack(success, n_attacked, unbounded)
-
-    # M07: the caller's black-box results against the white-box worst case (ours included).
-    if extra:
-        ours = {"fgsm (diagnostic)": fgsm_robust.cpu(), "pgd (diagnostic)": pgd_robust.cpu()}
-        results = {**extra, **ours}
-        m["extra_results_accuracy"] = {k: _accuracy(v) for k, v in extra.items()}
-        flags += check_blackbox_beats_whitebox(results, [*whitebox, *ours])
     return flags

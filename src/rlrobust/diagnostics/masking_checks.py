@@ -45,6 +45,11 @@ FLAG_NAMES = {
     "M09": "unbounded_attack_fails",
     "M10": "unconverged_attack",
     "M11": "unstable_under_noise",
+    "M12": "gradient_attack_overstates",
+    "M13": "query_attack_only",
+    "M14": "no_usable_gradient",
+    "M15": "autoattack_sanity",
+    "M16": "adversarial_not_kept",
 }
 
 # --------------------------------------------------------------------------- thresholds
@@ -87,9 +92,10 @@ NO_COLLAPSE_ACCURACY = 0.10
 UNBOUNDED_MIN_SUCCESS = 0.99
 
 # A short PGD (step 2.5 eps / steps, Madry et al.'s rule) should be within a couple of points of
-# a 5-10x longer one on a model with useful gradients. More than ten points of further drop means
-# the loss surface is hard to optimise, a property of masked models.
-UNCONVERGED_LARGE_DROP = 0.10
+# a 5-10x longer one on a model with useful gradients. In the calibration zoo honest models
+# evaluated at 2-4x their training eps drop by up to 10 points with 5 restarts, so evidence
+# needs more than 15 points of further drop (a loss surface too hard to optimise).
+UNCONVERGED_LARGE_DROP = 0.15
 
 # Random noise of a tenth of eps should almost never change a prediction of a smooth model (it is
 # far weaker than an adversarial perturbation). 5 % of points changing is worth a warning, 20 %
@@ -97,6 +103,31 @@ UNCONVERGED_LARGE_DROP = 0.10
 NOISE_FRACTION_OF_EPS = 0.1
 UNSTABLE_WARNING_FRACTION = 0.05
 UNSTABLE_EVIDENCE_FRACTION = 0.20
+
+# M12: a gradient attack's column overstates robustness when the points it calls robust but some
+# other attack broke (its paired excess over the per-sample worst case) are too many. The excess
+# is a binomial count on n points, so the test is on its Wilson lower bound (95 %). Calibrated on
+# the zoo (docs/masking_flags.md, "Calibration"): at its training eps an honest model's PGD-40 is
+# within 2.5 points of AutoAttack (bound < 1.5), but at 2-4x that eps, where a fixed-step PGD is
+# a weak optimiser, APGD leaves it up to 15.6 points behind (bound 12.2). Evidence therefore
+# needs a bound above 15 points; a smaller gap is a warning (the column does overstate) and the
+# mechanism checks M13 (Square-only points) and M16 (adversarial iterates not kept) catch the
+# evasive models whose gap is smaller.
+OVERSTATE_EVIDENCE_EXCESS = 0.15
+
+# M13: points that only AutoAttack's query attack (Square) broke, after APGD-CE, APGD-T and FAB-T
+# all failed on them. pyautoattack itself warns above 0.2 % (checks.check_square_sr); evidence
+# if the Wilson lower bound of that share is above 1 %. Honest models in the zoo: 0-0.6 %.
+QUERY_ONLY_WARNING_FRACTION = 0.002
+QUERY_ONLY_EVIDENCE_FRACTION = 0.01
+
+# M16: PGD passes through a misclassified iterate but ends on a correctly classified one. On a
+# deterministic model with useful gradients the ascent keeps going once across the boundary:
+# every honest zoo model has 0 such points in 360. Input-seeded noise makes the prediction at
+# each iterate a fresh draw: 13-51 points. Evidence if the Wilson lower bound of the share is
+# above 1 %, a warning above 0.5 %.
+NOT_KEPT_WARNING_FRACTION = 0.005
+NOT_KEPT_EVIDENCE_FRACTION = 0.01
 
 THRESHOLDS: dict[str, float] = {
     "accuracy_tolerance": ACCURACY_TOLERANCE,
@@ -112,6 +143,11 @@ THRESHOLDS: dict[str, float] = {
     "noise_fraction_of_eps": NOISE_FRACTION_OF_EPS,
     "unstable_warning_fraction": UNSTABLE_WARNING_FRACTION,
     "unstable_evidence_fraction": UNSTABLE_EVIDENCE_FRACTION,
+    "overstate_evidence_excess": OVERSTATE_EVIDENCE_EXCESS,
+    "query_only_warning_fraction": QUERY_ONLY_WARNING_FRACTION,
+    "query_only_evidence_fraction": QUERY_ONLY_EVIDENCE_FRACTION,
+    "not_kept_warning_fraction": NOT_KEPT_WARNING_FRACTION,
+    "not_kept_evidence_fraction": NOT_KEPT_EVIDENCE_FRACTION,
 }
 
 

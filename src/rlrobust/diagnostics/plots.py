@@ -205,8 +205,8 @@ def plot_landscape_1d(records: Records, path: str | Path, *, relative: bool = Fa
         if relative:
             loss = loss - float(record.get("loss_at_origin", loss[loss.size // 2]))
         ax.plot(record["alphas"], loss, marker="o", ms=3, label=name)
-    ax.set(xlabel="a (filter-normalised direction)", ylabel="f(a) - f(0)" if relative else "f(a)")
-    ax.set_title("weight-space loss landscape (Li et al. 2017)")
+    ax.set(xlabel="a (random direction)", ylabel="f(a) - f(0)" if relative else "f(a)")
+    ax.set_title("weight-space loss landscape\n" + _directions_label(records))
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
@@ -232,6 +232,22 @@ def _axis_labels(record: Mapping[str, Any]) -> tuple[str, str]:
     return "a (direction 1)", "b (direction 2)"
 
 
+def _directions_label(records: Records) -> str:
+    """Which random directions the weight-space records used (landscape.DIRECTION_LABELS); a
+    record written before the option existed used filter-normalised ones."""
+    labels = []
+    for record in records.values():
+        record = record.get("landscape", record) if isinstance(record, Mapping) else record
+        if record.get("space") == "input":
+            continue
+        label = record.get(
+            "directions_label", "filter-normalised Gaussian directions (Li et al. 2018)"
+        )
+        if label not in labels:
+            labels.append(label)
+    return "; ".join(labels)
+
+
 def plot_landscape_2d(records: Records, path: str | Path, *, levels: int = 20) -> Path:
     """Contour plots of f(a, b), one panel per model (weight or input landscapes)."""
     _check_records(records, "plot_landscape_2d")
@@ -244,7 +260,11 @@ def plot_landscape_2d(records: Records, path: str | Path, *, levels: int = 20) -
         ax.plot([0], [0], "r+", ms=10)
         xlabel, ylabel = _axis_labels(record)
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel)
-    fig.suptitle("loss landscape f(a, b) (red +: the model)", y=1.03)
+    directions = _directions_label(records)
+    fig.suptitle(
+        "loss landscape f(a, b) (red +: the model)" + (f"\n{directions}" if directions else ""),
+        y=1.03,
+    )
     return _save(fig, path)
 
 
@@ -257,7 +277,8 @@ def plot_landscape_3d(records: Records, path: str | Path) -> Path:
         ax.plot_surface(a_grid, b_grid, loss, cmap="viridis", linewidth=0, antialiased=True)
         xlabel, ylabel = _axis_labels(record)
         ax.set(title=name, xlabel=xlabel, ylabel=ylabel, zlabel="loss")
-    fig.suptitle("loss surface", y=1.03)
+    directions = _directions_label(records)
+    fig.suptitle("loss surface" + (f"\n{directions}" if directions else ""), y=1.03)
     return _save(fig, path)
 
 

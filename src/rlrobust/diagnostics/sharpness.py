@@ -12,6 +12,11 @@ Hessian-vector products, which double backward gives without forming the Hessian
   lambda = v . H v; further eigenvalues by deflation (each new vector is kept orthogonal to
   the ones already found). Power iteration converges to the eigenvalue of largest *magnitude*:
   at a point that is not a minimum it can be negative (a concave direction, Kim Fig. 1).
+- ``spectrum_ends``: the largest and the smallest *algebraic* eigenvalue. When the largest-
+  magnitude eigenvalue lambda_1 is known, power iteration on the shifted operator H - lambda_1 I
+  (whose spectrum lambda_i - lambda_1 is one-signed) converges to the other end of the spectrum.
+  ``sharpness`` reports both ends; "top eigenvalue" in tables means the largest algebraic one
+  (the sharpness of Keskar et al.), the largest-magnitude one is kept beside it.
 - ``hessian_trace``: Hutchinson's estimator tr(H) = E[v . H v] for Rademacher v (+-1 entries);
   its variance per probe is 2 (||H||_F^2 - sum_i H_ii^2), so the standard error falls as
   1 / sqrt(probes).
@@ -140,6 +145,37 @@ def power_iteration(
         "converged": converged,
         "iterations_used": used,
         "eigenvectors": found,
+    }
+
+
+def spectrum_ends(
+    hvp: HVP,
+    like: Vectors,
+    largest_magnitude: float,
+    *,
+    iterations: int = 100,
+    tol: float = 1e-4,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The largest and smallest algebraic eigenvalues, given the largest-magnitude one.
+
+    ``largest_magnitude`` (lambda_1, from ``power_iteration``) is one end of the spectrum. The
+    shifted operator H - lambda_1 I has eigenvalues lambda_i - lambda_1, all of one sign, and the
+    largest in magnitude belongs to the other end; power iteration on it finds that end without
+    the oscillation that near-equal positive and negative eigenvalues cause in plain iteration.
+    """
+
+    def shifted(v: Vectors) -> Vectors:
+        return [hv - largest_magnitude * x for hv, x in zip(hvp(v), v, strict=True)]
+
+    other = power_iteration(shifted, like, top_k=1, iterations=iterations, tol=tol, seed=seed)
+    far_end = other["eigenvalues"][0] + largest_magnitude
+    return {
+        "largest_algebraic": max(largest_magnitude, far_end),
+        "smallest_algebraic": min(largest_magnitude, far_end),
+        "largest_magnitude": largest_magnitude,
+        "converged": bool(other["converged"][0]),
+        "iterations_used": other["iterations_used"][0],
     }
 
 
@@ -289,8 +325,9 @@ def sharpness(
         seed: seeds the starting vectors and the probes.
         trace: also estimate the trace (costs ``probes`` Hessian-vector products).
 
-    Returns a JSON-able record: ``top_eigenvalue`` (eigenvalues, history, converged,
-    iterations_used), ``trace`` (estimate, std_error, probes_used, history) or None,
+    Returns a JSON-able record: ``top_eigenvalue`` (the largest-magnitude eigenvalues, history,
+    converged, iterations_used), ``spectrum_ends`` (largest and smallest algebraic eigenvalues,
+    see ``spectrum_ends``), ``trace`` (estimate, std_error, probes_used, history) or None,
     ``num_parameters``, ``n_samples`` and the settings.
     """
     _no_inference_mode("sharpness")
@@ -299,12 +336,16 @@ def sharpness(
     with hessian_mode(model, params):
         eig = power_iteration(hvp, like, top_k=top_k, iterations=iterations, tol=tol, seed=seed)
         eig.pop("eigenvectors")
+        ends = spectrum_ends(
+            hvp, like, eig["eigenvalues"][0], iterations=iterations, tol=tol, seed=seed + 2
+        )
         tr = None
         if trace:
             tr = hutchinson_trace(hvp, like, probes=probes, tol=trace_tol, seed=seed + 1)
             tr.pop("samples")
     return {
         "top_eigenvalue": eig,
+        "spectrum_ends": ends,
         "trace": tr,
         "num_parameters": int(sum(p.numel() for p in params)),
         "n_samples": sum(int(y.shape[0]) for _, y in as_batches(batches)),
@@ -325,4 +366,5 @@ __all__ = [
     "model_hvp",
     "power_iteration",
     "sharpness",
+    "spectrum_ends",
 ]

@@ -1,8 +1,10 @@
 """``rlrobust reproduce PRESET --scale smoke|laptop|paper``: run a preset's sweep and report it.
 
-The report (``reproduce.md`` and ``reproduce.json`` in the output folder) puts our accuracies
-(mean ± std over seeds) beside the paper's numbers with the table they come from, and lists every
-protocol difference of the chosen scale in plain words.
+``plan`` resolves the preset without training anything: the runs with their full configs, the
+paper's numbers and the computed differences (``rlrobust reproduce ... --plan [--json]``).
+``reproduce`` runs the sweep and the post-steps (RLAB, transfer attacks), then writes
+``reproduce.md`` and ``reproduce.json``: our accuracies (mean ± std over seeds) beside the paper's
+numbers with the table they come from, and every computed protocol difference of the scale.
 """
 
 from __future__ import annotations
@@ -10,42 +12,52 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from rlrobust.config import load_config
-from rlrobust.experiments.presets import Preset, differences, get_preset, scale_words
-from rlrobust.experiments.sweep import SweepSpec, run_sweep, summary_table
+from rlrobust.experiments.post_steps import extra_metrics, run_rlab, run_transfer
+from rlrobust.experiments.presets import Plan, build_plan, get_preset
+from rlrobust.experiments.presets.resolve import difference_lines
+from rlrobust.experiments.sweep import mean_std, run_sweep, summary_table
 from rlrobust.files import atomic_write_json, atomic_write_text
+from rlrobust.stats import seed_summary
 
 
-def build_spec(preset: Preset, scale: str) -> SweepSpec:
-    spec = preset.scales[scale]
-    base = load_config(overrides=spec.overrides).to_dict()
-    variants = {
-        name: {**overrides, **spec.per_variant.get(name, {})}
-        for name, overrides in preset.variants.items()
-    }
-    return SweepSpec(base=base, grid=spec.grid, seeds=spec.seeds, variants=variants, evaluate=True)
+def plan(name: str, scale: str) -> Plan:
+    """The resolved runs, references and differences of preset ``name`` at ``scale``."""
+    return build_plan(get_preset(name), scale)
 
 
-def run_rlab_on_runs(sweep_dir: Path, settings: dict, log: Callable[[str], None]) -> int:
-    """Greedy RLAB on every finished run of the sweep that has no RLAB record yet; the count."""
-    from rlrobust.attacks.rlab.attack import RLABSettings
-    from rlrobust.attacks.rlab.run import RLABExperiment, load_victim, run_rlab
-    from rlrobust.training.checkpoint import read_state
-
-    done = 0
-    for run_dir in sorted((sweep_dir / "runs").iterdir()):
-        state = read_state(run_dir)
-        if not (state and state.get("finished")) or (run_dir / "rlab" / "rlab.json").is_file():
-            continue
-        model, test, train = load_victim(run_dir, settings["n_examples"])
-        exp = RLABExperiment(
-            settings=RLABSettings(patch_size=settings["patch_size"], budget=settings["budget"]),
-            masks=False,
+def plan_text(p: Plan) -> str:
+    """``--plan`` in words: the runs, the paper's numbers and the differences."""
+    preset = p.preset
+    lines = [f"{preset.title}: {preset.name} at {p.scale} scale", ""]
+    if preset.source_note:
+        lines += [f"Source: {preset.source_note}", ""]
+    lines.append(f"Runs ({len(p.points)}):")
+    for point in p.points:
+        cfg = point.config
+        lines.append(
+            f"  {point.slug}: {cfg['data']['name']} / {cfg['model']['name']} / "
+            f"{cfg['objective']['name']}, {cfg['train']['epochs']} epochs, seed {point.seed}"
         )
-        log(f"  RLAB (greedy) on {run_dir.name}")
-        run_rlab(model, test, train, exp, run_dir / "rlab", log=lambda *_: None)
-        done += 1
-    return done
+    if p.post:
+        lines.append("After training: " + ", ".join(f"{k} = {v}" for k, v in p.post.items()))
+    lines += ["", f"Paper's numbers ({len(preset.references)}):"]
+    for ref in preset.references[:40]:
+        group = ref.variant or ", ".join(f"{k}={v}" for k, v in (ref.values or {}).items())
+        lines.append(f"  {group}: {ref.paper_metric or ref.metric} {ref.value:g} ({ref.source})")
+    if len(preset.references) > 40:
+        lines.append(f"  ... and {len(preset.references) - 40} more (--json lists all)")
+    entries = [*preset.protocol.values()]
+    entries += [e for v in preset.variants.values() for e in v.entries().values()]
+    silent = sum(not e.stated for e in entries)
+    lines += [
+        "",
+        f"Protocol: {len(entries) - silent} entries stated by the sources, {silent} not stated "
+        "(our choices); --json lists each with its source or reason",
+    ]
+    lines += ["", f"Differences from the paper's protocol at {p.scale} scale:"]
+    lines += [f"  - {line}" for line in difference_lines(p)]
+    lines += [f"  - {note}" for note in preset.scales[p.scale].notes]
+    return "\n".join(lines) + "\n"
 
 
 def _matches(row: dict, ref) -> bool:
@@ -54,7 +66,26 @@ def _matches(row: dict, ref) -> bool:
     return ref.values is not None and all(row["values"].get(k) == v for k, v in ref.values.items())
 
 
-def comparison_rows(preset: Preset, summary: dict) -> list[dict]:
+def add_extra_metrics(summary: dict, extra: dict) -> None:
+    """Fold the post-step metrics (``{group: {seed: {metric: %}}}``) into the summary groups."""
+    for group in summary["groups"]:
+        per_seed = extra.get(group["group"], {})
+        names = sorted({m for metrics in per_seed.values() for m in metrics})
+        for name in names:
+            values = [per_seed[s][name] for s in sorted(per_seed) if name in per_seed[s]]
+            mean, std = mean_std(values)
+            spread = seed_summary(values)
+            group["metrics"][name] = {
+                "mean": mean,
+                "std": std,
+                "n": len(values),
+                "values": values,
+                "interval": spread["interval"],
+                "level": spread["level"],
+            }
+
+
+def comparison_rows(preset, summary: dict) -> list[dict]:
     """One row per (group, metric): ours beside the paper's where the paper gives one."""
     rows = []
     for group in summary["groups"]:
@@ -110,50 +141,61 @@ def reproduce(
 ) -> dict:
     """Run preset ``name`` at ``scale`` into ``out`` (default ``reproduce/NAME-SCALE``); returns
     the report record (also written as reproduce.json and reproduce.md)."""
-    preset = get_preset(name)
-    diffs = differences(preset, scale)  # checks the scale name first
+    p = plan(name, scale)  # checks the names before anything runs
+    preset = p.preset
     out = Path(out or f"reproduce/{name}-{scale}")
-    spec = build_spec(preset, scale)
     log(f"reproducing {preset.title} at {scale} scale into {out}")
-    summary = run_sweep(spec, out, jobs=jobs, backend=backend, address=address, log=log)
-    rlab = preset.scales[scale].rlab
-    if rlab is not None and run_rlab_on_runs(out, rlab, log):
-        summary = run_sweep(spec, out, jobs=jobs, backend=backend, address=address, log=log)
+    summary = run_sweep(p.spec, out, jobs=jobs, backend=backend, address=address, log=log)
+    again = False
+    if any(k.startswith("rlab.") for k in p.post):
+        again |= run_rlab(out, p.points, p.post, log) > 0
+    if "transfer.source_arm" in p.post:
+        run_transfer(out, p.points, p.post, log)
+    if again:  # the sweep's summary reads rlab/rlab.json (the greedy agent)
+        summary = run_sweep(p.spec, out, jobs=jobs, backend=backend, address=address, log=log)
+    add_extra_metrics(summary, extra_metrics(out, p.points))
     rows = comparison_rows(preset, summary)
+    lines = difference_lines(p)
     record = {
         "preset": name,
         "title": preset.title,
         "scale": scale,
-        "protocol": scale_words(preset, scale),
-        "paper_protocol": preset.paper,
-        "differences": diffs,
+        "source_note": preset.source_note,
+        "differences": p.differences,
+        "difference_lines": lines,
+        "notes": list(preset.scales[scale].notes),
+        "plan": p.to_json()["protocol"],
         "comparison": rows,
         "summary": summary,
     }
     atomic_write_json(out / "reproduce.json", record)
-    parts = [
-        f"# {preset.title}",
-        "",
+    intro = (
         f"Scale: **{scale}**. Our accuracies are on our own runs (mean ± std over seeds); the "
         "paper's are copied from the table named beside them."
-        + (
-            ""
-            if preset.references
-            else " Our sources hold no published numbers for this paper: ours only."
-        ),
-        "",
+    )
+    if not preset.references:
+        intro += " Our sources hold no published numbers for this paper: ours only."
+    parts = [f"# {preset.title}", "", intro, ""]
+    if preset.source_note:
+        parts += [f"**Source of the published numbers:** {preset.source_note}", ""]
+    parts += [
         comparison_table(rows),
         "",
         f"## Protocol differences at {scale} scale",
         "",
-        *[f"- {line}" for line in diffs],
+        "Computed field by field: the resolved config of every run against the paper's "
+        "(`rlrobust reproduce "
+        f"{name} --scale {scale} --plan` lists them without training).",
+        "",
+        *[f"- {line}" for line in lines],
+        *[f"- {note}" for note in preset.scales[scale].notes],
         "",
         "## All points",
         "",
         summary_table(summary),
         "",
     ]
-    heatmaps = sorted(p.name for p in out.glob("heatmap-*.png"))
+    heatmaps = sorted(path.name for path in out.glob("heatmap-*.png"))
     parts += [f"![{h}]({h})" for h in heatmaps]
     atomic_write_text(out / "reproduce.md", "\n".join(parts) + "\n")
     return record

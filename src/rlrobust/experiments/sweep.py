@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,13 +31,17 @@ from typing import Any
 from rlrobust.config import RunConfig, from_dict, set_by_path, validate
 from rlrobust.errors import ConfigError, RLRobustError, RunDirectoryError
 from rlrobust.files import atomic_write_json, atomic_write_text
+from rlrobust.runs import clear_pre_checkpoint, read_state
+from rlrobust.stats import format_seed_summary, seed_summary
 
 MANIFEST = "sweep.json"
+#: What the numbers of a summary table are (docs/experiments.md, docs/evaluation.md).
+SEED_NOTE = (
+    "Accuracies in %: mean ± sample std over seeds, and in brackets the 95 % Student-t interval "
+    'for the mean (docs/evaluation.md, "Uncertainty"); a group with one seed has no spread.'
+)
 #: files that ``train_run`` writes before its first checkpoint; a run killed in its first epoch
 #: leaves only these, and a rerun may start that run afresh.
-PRE_CHECKPOINT_FILES = {"config.json", "metrics.csv", "checkpoints"}
-
-
 # --- the spec and its points --------------------------------------------------------------------
 
 
@@ -193,10 +196,39 @@ def worker_threads(jobs: int, cores: int | None = None) -> int:
     return max(1, (cores or os.cpu_count() or 1) // max(1, jobs))
 
 
-def _init_worker(threads: int) -> None:
+def gpu_count() -> int:
+    """CUDA devices this process sees (0 on a CPU-only machine)."""
     import torch
 
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def worker_devices(jobs: int, gpus: int) -> list[str | None]:
+    """The device of each local worker: ``cuda:i`` round-robin over the GPUs, or None (the
+    config's own ``train.device``) on a machine without GPUs."""
+    return [f"cuda:{i % gpus}" if gpus else None for i in range(jobs)]
+
+
+#: the device this worker process was given (``worker_devices``), applied to "auto" configs.
+WORKER_DEVICE: str | None = None
+
+
+def _init_worker(threads: int, devices=None) -> None:
+    """Set up one worker: its thread count and, from the shared queue, its own GPU."""
+    import torch
+
+    global WORKER_DEVICE
     torch.set_num_threads(threads)
+    if devices is not None:
+        WORKER_DEVICE = devices.get()
+
+
+def with_worker_device(config: dict, device: str | None) -> dict:
+    """``config`` with ``train.device`` set to the worker's GPU when it says "auto" (a device
+    the user named is kept); the run's config.json records the device actually used."""
+    if device is None or config.get("train", {}).get("device", "auto") != "auto":
+        return config
+    return {**config, "train": {**config.get("train", {}), "device": device}}
 
 
 def run_point(point: dict, run_dir: str, evaluate: bool) -> dict:
@@ -205,7 +237,6 @@ def run_point(point: dict, run_dir: str, evaluate: bool) -> dict:
     Top-level and with plain arguments so that a spawned process (or a Ray task) can run it.
     Errors are returned, not raised, so one failing point does not end the sweep.
     """
-    from rlrobust.training.checkpoint import read_state
     from rlrobust.training.run import train_run
 
     run_path = Path(run_dir)
@@ -215,8 +246,8 @@ def run_point(point: dict, run_dir: str, evaluate: bool) -> dict:
         state = read_state(run_path)
         if state is None or not state.get("finished"):
             if state is None and run_path.exists():
-                _clear_pre_checkpoint(run_path)
-            cfg = from_dict(RunConfig, point["config"])
+                clear_pre_checkpoint(run_path)
+            cfg = from_dict(RunConfig, with_worker_device(point["config"], WORKER_DEVICE))
             state = train_run(cfg, run_path, resume=state is not None, log=lambda *_: None)
             record["trained"] = True
         if evaluate and not (run_path / "evaluation.json").is_file():
@@ -229,35 +260,15 @@ def run_point(point: dict, run_dir: str, evaluate: bool) -> dict:
     return record
 
 
-def _clear_pre_checkpoint(run_dir: Path) -> None:
-    """A run killed before its first checkpoint restarts from scratch; anything else is kept."""
-    names = {p.name for p in run_dir.iterdir()}
-    if not names:
-        return
-    if not names <= PRE_CHECKPOINT_FILES:
-        raise RunDirectoryError(
-            f"{run_dir} holds files that are no run ({', '.join(sorted(names - PRE_CHECKPOINT_FILES))}); "
-            "move them away or use another sweep directory"
-        )
-    for name in names:
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
 def evaluate_run(run_dir: Path, title: str) -> dict:
     """Attack a finished run as its config's eval section says; writes evaluation.{json,md}."""
     from rlrobust.evaluation.report import write_evaluation
     from rlrobust.evaluation.suite import run_suite_for_config
-    from rlrobust.training.checkpoint import load_weights
-    from rlrobust.training.run import saved_config
-    from rlrobust.training.setup import load_test_split, model_for, resolve_device
+    from rlrobust.runs import load_run
 
-    cfg = saved_config(run_dir)
-    device = resolve_device(cfg.train.device)
-    test = load_test_split(cfg)
-    model = load_weights(model_for(cfg.model, test), run_dir / "model.safetensors").to(device)
-    result = run_suite_for_config(model, test, cfg, device=device)
-    write_evaluation(run_dir, "evaluation", result, cfg, title=title)
+    run = load_run(run_dir)
+    result = run_suite_for_config(run.model, run.test, run.config, device=run.device)
+    write_evaluation(run_dir, "evaluation", result, run.config, title=title)
     return result
 
 
@@ -348,7 +359,6 @@ def run_sweep(
 
 
 def _is_done(run_dir: Path, evaluate: bool) -> bool:
-    from rlrobust.training.checkpoint import read_state
 
     state = read_state(run_dir) if run_dir.is_dir() else None
     finished = bool(state and state.get("finished"))
@@ -360,26 +370,60 @@ def _run_pool(args: list[tuple], jobs: int, threads: int, done: Callable[[dict],
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no forked torch thread pools or CUDA state
+    devices = None
+    assigned = worker_devices(jobs, gpu_count())
+    if any(assigned):  # each worker takes one GPU from the queue, round-robin
+        devices = context.Manager().Queue()
+        for device in assigned:
+            devices.put(device)
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)
+        max_workers=jobs,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(threads, devices),
     ) as pool:
         futures = [pool.submit(run_point, *a) for a in args]
         for future in as_completed(futures):
             done(future.result())
 
 
+def connect_ray(ray, address: str | None, jobs: int, threads: int) -> None:
+    """Join the cluster at ``address``, or start a local instance sized for the sweep; a failed
+    connection is one message that says what to check."""
+    if address is None:
+        # A local instance gets a CPU for every thread of every job (a task asks for
+        # ``threads`` CPUs; an instance smaller than one task would leave it pending for ever)
+        # and every GPU this machine has.
+        ray.init(num_cpus=jobs * threads, num_gpus=gpu_count())
+        return
+    try:
+        ray.init(address=address)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RLRobustError(
+            f"could not connect to the Ray cluster at {address} ({first}); check that the head "
+            "node runs (`ray start --head` there), that the address and port are right (the "
+            "GCS port, 6379 by default), that this machine can reach it, and that both sides "
+            "run the same Ray and Python versions"
+        ) from None
+
+
+def gpus_per_task(ray) -> int:
+    """1 when the cluster has GPUs (Ray then sets CUDA_VISIBLE_DEVICES to the task's own GPU, so
+    "auto" picks it), else 0: a task that asks for no GPU sees none and trains on CPU."""
+    return 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+
+
 def _run_ray(ray, args, jobs: int, threads: int, address: str | None, done) -> None:
     started_here = not ray.is_initialized()
     if started_here:
-        # A local instance gets a CPU for every thread of every job: a task asks for ``threads``
-        # CPUs, and an instance smaller than one task would leave it pending for ever.
-        ray.init(address=address) if address else ray.init(num_cpus=jobs * threads)
+        connect_ray(ray, address, jobs, threads)
 
     def task(point, run_dir, evaluate):
         _init_worker(threads)
         return run_point(point, run_dir, evaluate)
 
-    remote = ray.remote(num_cpus=threads)(task)
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus_per_task(ray))(task)
     pending = [remote.remote(*a) for a in args]
     try:
         while pending:
@@ -407,7 +451,6 @@ def point_metrics(run_dir: Path) -> dict[str, float]:
         if rlab.is_file():
             metrics["rlab_success"] = 100 * json.loads(rlab.read_text())["rlab"]["success_rate"]
         return metrics
-    from rlrobust.training.checkpoint import read_state
 
     state = read_state(run_dir) if run_dir.is_dir() else None
     if not state or not state.get("metrics"):
@@ -426,7 +469,10 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def aggregate(sweep_dir: str | Path, points: list[SweepPoint]) -> dict:
-    """Mean and std over seeds of every metric, per (variant, grid values) group."""
+    """Mean, std and 95 % t interval over seeds of every metric, per (variant, grid values) group.
+
+    ``std`` stays 0 for a single seed (older readers format it); ``interval`` is None then.
+    """
     sweep_dir = Path(sweep_dir)
     groups: dict[str, dict] = {}
     for point in points:
@@ -448,7 +494,16 @@ def aggregate(sweep_dir: str | Path, points: list[SweepPoint]) -> dict:
         for name in names:
             values = [m[name] for m in group["runs"].values() if name in m]
             mean, std = mean_std(values)
-            stats[name] = {"mean": mean, "std": std, "n": len(values), "values": values}
+            # the 95 % Student-t interval for the mean over seeds (None with one seed)
+            spread = seed_summary(values)
+            stats[name] = {
+                "mean": mean,
+                "std": std,
+                "n": len(values),
+                "values": values,
+                "interval": spread["interval"],
+                "level": spread["level"],
+            }
         rows.append(
             {
                 "group": group["group"],
@@ -466,7 +521,11 @@ def aggregate(sweep_dir: str | Path, points: list[SweepPoint]) -> dict:
 
 
 def summary_table(summary: dict) -> str:
-    """Markdown: one row per group, ``mean ± std (n)`` per metric, accuracies in %."""
+    """Markdown: one row per group, ``mean ± std [95 % t interval]`` per metric, in %.
+
+    A group with one seed shows ``mean (1 seed: no std, no interval)``, never a bare mean
+    (``rlrobust.stats.format_seed_summary``).
+    """
     keys = summary["grid_keys"]
     has_variant = any(row["variant"] for row in summary["groups"])
     names = summary["metric_names"]
@@ -479,7 +538,7 @@ def summary_table(summary: dict) -> str:
         cells.append(str(len(row["seeds"])))
         for name in names:
             stat = row["metrics"].get(name)
-            cells.append(f"{stat['mean']:.2f} ± {stat['std']:.2f}" if stat else "-")
+            cells.append(format_seed_summary(stat) if stat else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -545,7 +604,7 @@ def write_summary(sweep_dir: Path, summary: dict, metric: str | None = None) -> 
     """summary.json, summary.md and (2-D numeric grid) heatmap-<metric>.png."""
     written = [atomic_write_json(sweep_dir / "summary.json", summary)]
     metric = metric or heatmap_metric(summary)
-    parts = ["# Sweep summary", "", "Accuracies in %, mean ± std over seeds.", ""]
+    parts = ["# Sweep summary", "", SEED_NOTE, ""]
     parts.append(summary_table(summary))
     heatmap = plot_heatmap(summary, sweep_dir / f"heatmap-{metric}.png", metric) if metric else None
     if heatmap is not None:

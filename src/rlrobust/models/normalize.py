@@ -24,8 +24,9 @@ class Normalize(nn.Module):
         mean: one value per input channel, e.g. ``(0.4914, 0.4822, 0.4465)`` for CIFAR-10.
         std: one strictly positive value per input channel.
 
-    Shapes: (N, C, H, W) -> (N, C, H, W). Inputs with other trailing dimensions, (N, C, L) or
-    (N, C, T, H, W), are normalised per channel as well.
+    Shapes: (N, C, H, W) -> (N, C, H, W). Inputs with other trailing dimensions, 1-D signals
+    (N, C, L) and video (N, C, T, H, W), are normalised per channel as well: the (1, C, 1, 1)
+    buffers are viewed as (1, C, 1) or (1, C, 1, 1, 1), so one state_dict serves every layout.
 
     Example:
         >>> norm = Normalize(mean=[0.5], std=[0.25])

@@ -20,6 +20,8 @@ or build a configured objective by name (configs, CLI)::
 | kim_policy    | Kim, Eq. 3-4                   | exploration_rate, accuracy              |
 | kim_warmup    | Kim, Eq. 12-13                 |   (same for every policy objective)     |
 | zou_pg        | Zou et al. 2026, eps-greedy    |                                         |
+| pc_loss       | Li et al. 2021 (AAAI), PC loss | accuracy, entropy, pc_term, logit_term, |
+|               | with logit constraints         | probability_gap                         |
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ from rlrobust.objectives.kim import (
     kim_warmup_loss,
 )
 from rlrobust.objectives.options import ConfiguredObjective, check_option_keys, option_defaults
+from rlrobust.objectives.pc_loss import PC_STAT_KEYS, check_pc_options, pc_loss
 from rlrobust.objectives.zou import check_zou_options, epsilon_greedy_actions, zou_pg_loss
 from rlrobust.registry import OBJECTIVES
 
 __all__ = [
     "CROSS_ENTROPY_STAT_KEYS",
+    "PC_STAT_KEYS",
     "POLICY_STAT_KEYS",
     "ConfiguredObjective",
     "apply_baseline",
@@ -66,6 +70,7 @@ __all__ = [
     "gupta_vpg_loss",
     "kim_policy_loss",
     "kim_warmup_loss",
+    "pc_loss",
     "policy_stats",
     "policy_surrogate",
     "predictive_entropy",
@@ -151,3 +156,10 @@ def make_zou_pg(**options: Any) -> ConfiguredObjective:
     return _configure(
         "zou_pg", zou_pg_loss, check_zou_options, POLICY_STAT_KEYS, options, stochastic=True
     )
+
+
+@OBJECTIVES.register("pc_loss")
+def make_pc_loss(**options: Any) -> ConfiguredObjective:
+    """Li et al. (AAAI 2021) PC loss with logit constraints; options: margin, logit_weight,
+    normalise."""
+    return _configure("pc_loss", pc_loss, check_pc_options, PC_STAT_KEYS, options, stochastic=False)

@@ -67,12 +67,24 @@ def plot_runs_summary(
     return _save(fig, Path(path))
 
 
-def plot_eps_curves(curves: dict[str, dict], path: str | Path) -> Path:
-    """Robust accuracy against eps, one line per model (records from ``robustness_curve``)."""
+def plot_eps_curves(
+    curves: dict[str, dict], path: str | Path, styles: dict[str, dict] | None = None
+) -> Path:
+    """Robust accuracy against eps, one line per model (records from ``robustness_curve``);
+    ``styles``: name -> {color, linestyle, marker} (a report's fixed colour per run)."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for name, curve in curves.items():
         eps = [p["eps"] for p in curve["points"]]
-        ax.plot(eps, [100 * p["accuracy"] for p in curve["points"]], marker="o", ms=3, label=name)
+        style = (styles or {}).get(name, {})
+        ax.plot(
+            eps,
+            [100 * p["accuracy"] for p in curve["points"]],
+            marker=style.get("marker", "o"),
+            ls=style.get("linestyle", "-"),
+            color=style.get("color"),
+            ms=3,
+            label=name,
+        )
     first = next(iter(curves.values()), {"attack": "", "norm": ""})
     ax.set(
         xlabel=f"eps ({first['norm']})",

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from rlrobust.evaluation.protocol import markdown_table
-from rlrobust.evaluation.report import attack_lines
+from rlrobust.evaluation.report import INTERVAL_NOTE, attack_lines, markdown_table
 
 
 def comparison_report(
@@ -13,7 +12,7 @@ def comparison_report(
     parts = [
         f"# {title}",
         "",
-        f"Accuracy (%) on {first['n_examples']} test images.",
+        f"On {first['n_examples']} test images. {INTERVAL_NOTE}",
         "",
         markdown_table(evaluations),
         "",

@@ -1,9 +1,19 @@
 """``rlrobust report``: one HTML page and one markdown file from run records only.
 
 DESIGN principle 7 (records first, pictures from records): everything here is read from the
-files a run leaves behind -- ``config.json``, ``metrics.csv``, ``state.json``,
-``evaluation*.json``, ``diagnostics.json`` and, for a sweep folder, ``summary.json`` -- so a
-report can be rebuilt at any time without touching a model. Several runs go side by side.
+files a run leaves behind -- ``config.json``, ``metrics.csv``, ``state.json``, every evaluation
+record (``NAME.json`` of ``rlrobust evaluate --name NAME``, recognised by its content, not its file
+name), ``diagnostics.json``, ``*/rlab.json`` and, for a sweep folder, ``summary.json`` -- so a
+report can be rebuilt at any time without touching a model. Several runs go side by side, each in
+one colour in every figure (``reporting/colours.py``).
+
+Like every command, a report refuses to overwrite an earlier one in ``--out`` unless asked
+(``overwrite=True``, ``--overwrite``), and then removes the earlier report's files first so no
+stale figure survives (``rlrobust/outputs.py``).
+
+No bare number: every accuracy carries its 95 % Wilson interval over the test images, and every
+mean over seeds its std and 95 % t interval (``reporting/seeds.py``; docs/evaluation.md,
+"Uncertainty").
 
 Output (``--out DIR``)::
 
@@ -26,10 +36,14 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from rlrobust.errors import RunDirectoryError  # noqa: E402
-from rlrobust.evaluation.protocol import markdown_table  # noqa: E402
-from rlrobust.evaluation.report import masking_lines  # noqa: E402
+from rlrobust.evaluation.intervals import interval_of  # noqa: E402
+from rlrobust.evaluation.report import INTERVAL_NOTE, markdown_table, masking_lines  # noqa: E402
 from rlrobust.files import atomic_write_bytes, atomic_write_text  # noqa: E402
+from rlrobust.outputs import claim_outputs, remove_outputs  # noqa: E402
 from rlrobust.reporting import html as H  # noqa: E402
+from rlrobust.reporting.colours import run_colours, variant_styles  # noqa: E402
+from rlrobust.reporting.seeds import ACROSS_SEEDS_NOTE, across_seeds_table  # noqa: E402
+from rlrobust.reporting.sweep_section import flat_rows, heatmap_png, is_sweep_summary  # noqa: E402
 
 HELDOUT_KEYS = ("validation_accuracy", "test_accuracy")
 
@@ -43,7 +57,8 @@ class RunRecords:
     config: dict = field(default_factory=dict)
     metrics: list[dict] = field(default_factory=list)
     state: dict = field(default_factory=dict)
-    evaluations: dict[str, dict] = field(default_factory=dict)  # file stem -> record
+    evaluations: dict[str, dict] = field(default_factory=dict)  # record name (file stem) -> record
+    skipped: list[str] = field(default_factory=list)  # .json files that could not be read
     diagnostics: dict | None = None
     rlab: dict[str, dict] = field(default_factory=dict)  # output folder -> rlab.json record
 
@@ -77,6 +92,28 @@ def _json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+#: JSON files of a run directory that are never evaluation records (read, if at all, elsewhere).
+NOT_EVALUATIONS = {"config.json", "state.json", "diagnostics.json", "summary.json", "sweep.json"}
+
+
+def is_evaluation(record) -> bool:
+    """An evaluation record as ``rlrobust evaluate`` writes it (NAME.json), told by its content:
+    clean and worst-case accuracy and a list of attacks with a label and an accuracy each.
+    Per-sample flags (NAME-per-sample.json), configs and other records are not."""
+    if not isinstance(record, dict):
+        return False
+    numbers = all(
+        isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)
+        for k in ("clean_accuracy", "robust_accuracy")
+    )
+    attacks = record.get("attacks")
+    return (
+        numbers
+        and isinstance(attacks, list)
+        and all(isinstance(a, dict) and {"label", "accuracy"} <= set(a) for a in attacks)
+    )
+
+
 def load_run(run_dir: str | Path, name: str | None = None) -> RunRecords:
     """Read every record of one run directory (the folder ``rlrobust train --out`` wrote)."""
     run_dir = Path(run_dir)
@@ -85,11 +122,19 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunRecords:
             f"{run_dir} is not a run directory (no config.json); give the --out of "
             "`rlrobust train` or a sweep folder holding such run directories"
         )
-    evaluations = {}
-    for path in sorted(run_dir.glob("evaluation*.json")):
-        if path.name.endswith("-per-sample.json"):
-            continue  # per-image flags: too big for a page, and not a summary
-        evaluations[path.stem] = json.loads(path.read_text())
+    evaluations, skipped = {}, []
+    for path in sorted(run_dir.glob("*.json")):
+        if path.name in NOT_EVALUATIONS:
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            skipped.append(f"{path.name}: not readable JSON ({error})")
+            continue
+        if is_evaluation(record):  # NAME.json of `rlrobust evaluate --name NAME`
+            evaluations[path.stem] = record
+    # `evaluation` first (the default name), then the others alphabetically
+    evaluations = dict(sorted(evaluations.items(), key=lambda item: item[0] != "evaluation"))
     return RunRecords(
         name=name or run_dir.name,
         path=run_dir,
@@ -97,6 +142,7 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunRecords:
         metrics=read_metrics(run_dir / "metrics.csv"),
         state=_json(run_dir / "state.json") or {},
         evaluations=evaluations,
+        skipped=skipped,
         diagnostics=_json(run_dir / "diagnostics.json"),
         rlab={
             p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob("*/rlab.json"))
@@ -107,8 +153,9 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunRecords:
 def collect(paths: list[str | Path]) -> tuple[list[RunRecords], dict[str, object]]:
     """Runs and sweep summaries from a mix of run directories and sweep folders.
 
-    A sweep folder is any folder without ``config.json`` whose sub-folders are runs; its
-    ``summary.json`` (when present) is shown as given.
+    A sweep folder is any folder without ``config.json`` whose sub-folders (or, as
+    ``rlrobust sweep`` writes them, ``runs/`` sub-folders) are runs; its ``summary.json`` (when
+    present) is shown as a table and a heat-map.
     """
     runs: list[RunRecords] = []
     summaries: dict[str, object] = {}
@@ -117,7 +164,9 @@ def collect(paths: list[str | Path]) -> tuple[list[RunRecords], dict[str, object
         if (path / "config.json").is_file():
             runs.append(load_run(path))
             continue
-        children = sorted(p for p in path.glob("*") if (p / "config.json").is_file())
+        children = sorted(
+            p for p in [*path.glob("*"), *path.glob("runs/*")] if (p / "config.json").is_file()
+        )
         summary = _json(path / "summary.json")
         if not children and summary is None:
             raise RunDirectoryError(
@@ -147,8 +196,10 @@ def _switch_epochs(rows: list[dict]) -> list[float]:
     ]
 
 
-def training_figure(runs: list[RunRecords]) -> Figure | None:
-    """Loss, reward mean and held-out accuracy per epoch; dotted line: the two-stage switch."""
+def training_figure(runs: list[RunRecords], colours: dict[str, str] | None = None) -> Figure | None:
+    """Loss, reward mean and held-out accuracy per epoch; dotted line: the two-stage switch.
+    ``colours``: run name -> colour (``colours.run_colours``), the same in every figure."""
+    colours = colours or run_colours([run.name for run in runs])
     with_metrics = [run for run in runs if run.metrics]
     if not with_metrics:
         return None
@@ -165,15 +216,16 @@ def training_figure(runs: list[RunRecords]) -> Figure | None:
             rows = [r for r in run.metrics if key in r]
             if not rows:
                 continue
-            (line,) = ax.plot(
+            ax.plot(
                 [r["epoch"] for r in rows],
                 [scale * r[key] for r in rows],
                 marker="o",
                 ms=3,
                 label=run.name,
+                color=colours[run.name],
             )
             for epoch in _switch_epochs(run.metrics):
-                ax.axvline(epoch - 0.5, color=line.get_color(), ls=":", lw=1.2)
+                ax.axvline(epoch - 0.5, color=colours[run.name], ls=":", lw=1.2)
         ax.set(xlabel="epoch", title=label)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -189,18 +241,29 @@ def _eval_label(run: RunRecords, stem: str) -> str:
 
 
 def all_evaluations(runs: list[RunRecords]) -> dict[str, dict]:
+    """Every evaluation record of every run, labelled ``run`` (the default name ``evaluation``)
+    or ``run (NAME)``."""
     return {
-        _eval_label(run, stem): record
-        for run in runs
-        for stem, record in run.evaluations.items()
-        if "clean_accuracy" in record
+        _eval_label(run, stem): record for run in runs for stem, record in run.evaluations.items()
     }
 
 
-def attack_figure(evaluations: dict[str, dict]) -> Figure | None:
-    """Clean, per-attack and worst-case accuracy of each evaluation as grouped bars."""
+def evaluation_styles(runs: list[RunRecords], colours: dict[str, str]) -> dict[str, dict]:
+    """Evaluation label -> {color, hatch, linestyle, marker}: the run's colour; a run's second,
+    third ... record differs by hatch, line style and marker (``colours.variant_styles``)."""
+    pairs = [(run, stem) for run in runs for stem in run.evaluations]
+    styles = variant_styles([(run.name, stem) for run, stem in pairs], colours)
+    return {_eval_label(run, stem): styles[(run.name, stem)] for run, stem in pairs}
+
+
+def attack_figure(
+    evaluations: dict[str, dict], styles: dict[str, dict] | None = None
+) -> Figure | None:
+    """Clean, per-attack and worst-case accuracy of each evaluation as grouped bars, each in
+    its run's colour (``styles``: label -> colour and hatch, ``evaluation_styles``)."""
     if not evaluations:
         return None
+    styles = styles or {}
     columns = ["clean"]
     for record in evaluations.values():
         columns += [e["label"] for e in record["attacks"] if e["label"] not in columns]
@@ -211,26 +274,56 @@ def attack_figure(evaluations: dict[str, dict]) -> Figure | None:
         by_label = {"clean": record["clean_accuracy"], "worst case": record["robust_accuracy"]}
         by_label.update({e["label"]: e["accuracy"] for e in record["attacks"]})
         xs = [j + i * width for j in range(len(columns))]
-        ax.bar(xs, [100 * by_label.get(c, float("nan")) for c in columns], width=width, label=name)
+        heights = [100 * by_label.get(c, float("nan")) for c in columns]
+        # error bars: the 95 % Wilson interval over the test images (evaluation/intervals.py)
+        bounds = [interval_of(record, c) if c in by_label else None for c in columns]
+        # (clamped at 0: a hand-edited record may hold an accuracy outside its stored interval)
+        below = [
+            max(0.0, h - 100 * b[0]) if b else 0.0 for h, b in zip(heights, bounds, strict=True)
+        ]
+        above = [
+            max(0.0, 100 * b[1] - h) if b else 0.0 for h, b in zip(heights, bounds, strict=True)
+        ]
+        style = styles.get(name, {})
+        ax.bar(
+            xs,
+            heights,
+            width=width,
+            label=name,
+            yerr=[below, above],
+            capsize=2,
+            color=style.get("color"),
+            hatch=style.get("hatch") or None,
+            edgecolor="white" if style.get("hatch") else None,
+        )
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], columns)
-    ax.set(ylabel="accuracy (%)", ylim=(0, 100), title="clean, per-attack and worst-case accuracy")
+    ax.set(
+        ylabel="accuracy (%)",
+        ylim=(0, 100),
+        title="clean, per-attack and worst-case accuracy (bars: 95 % Wilson interval)",
+    )
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not on, bars
     return Figure("attacks.png", "Accuracy under each attack", H.figure_png(fig))
 
 
-def curve_figure(evaluations: dict[str, dict], scratch: Path) -> Figure | None:
+def curve_figure(
+    evaluations: dict[str, dict], scratch: Path, styles: dict[str, dict] | None = None
+) -> Figure | None:
     from rlrobust.reporting.plots import plot_eps_curves
 
     curves = {name: r["curve"] for name, r in evaluations.items() if r.get("curve")}
     if not curves:
         return None
-    path = plot_eps_curves(curves, scratch / "eps-curve.png")
+    path = plot_eps_curves(curves, scratch / "eps-curve.png", styles)
     return Figure("eps-curve.png", "Robust accuracy against eps", path.read_bytes())
 
 
-def diagnostics_figures(runs: list[RunRecords], scratch: Path) -> list[Figure]:
-    """Re-drawn from diagnostics.json with the same code as ``rlrobust diagnose``."""
+def diagnostics_figures(
+    runs: list[RunRecords], scratch: Path, colours: dict[str, str] | None = None
+) -> list[Figure]:
+    """Re-drawn from diagnostics.json with the same code as ``rlrobust diagnose``, each run's
+    lines in its report colour."""
     from rlrobust.diagnostics.analysis import plot_analysis
 
     records = {run.name: run.diagnostics for run in runs if run.diagnostics}
@@ -238,13 +331,14 @@ def diagnostics_figures(runs: list[RunRecords], scratch: Path) -> list[Figure]:
         return []
     folder = scratch / "diagnostics"
     folder.mkdir()
+    colours = colours or run_colours([run.name for run in runs])
     return [
         Figure(
             f"diagnostics-{path.name}",
             f"Diagnostics: {path.stem.replace('-', ' ')}",
             path.read_bytes(),
         )
-        for path in plot_analysis(records, folder)
+        for path in plot_analysis(records, folder, colours=colours)
     ]
 
 
@@ -267,7 +361,9 @@ def rlab_rows(runs: list[RunRecords]) -> tuple[list[str], list[list[object]]]:
     for run in runs:
         for folder, record in run.rlab.items():
             m = record["rlab"]
-            scores = record.get("masks", {}).get("vs_foreground", {})
+            # Scores against the data's exact masks (clips), else against the foreground.
+            masks = record.get("masks", {})
+            scores = masks.get("vs_reference") or masks.get("vs_foreground", {})
             saliency = [
                 v["dice_mean"] for k, v in scores.items() if k not in {"rlab", "random_patches"}
             ]
@@ -357,6 +453,16 @@ def _summary_rows(summary) -> tuple[list[str], list[list[object]]] | None:
     return header, [[cell(row.get(k, "")) for k in header] for row in summary]
 
 
+def _sweep_summary_table(summary) -> str | None:
+    """The table of a summary.json written by ``rlrobust sweep`` (mean ± std and the 95 % t
+    interval over seeds per metric); None for any other summary."""
+    if not is_sweep_summary(summary):
+        return None
+    from rlrobust.experiments.sweep import summary_table
+
+    return summary_table(summary)
+
+
 def _md_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -370,12 +476,23 @@ def _md_to_html_table(markdown: str) -> str:
     return H.table(header, [[c.strip() for c in line] for line in lines[2:]])
 
 
+#: the files a report generates in its folder: refused without --overwrite, removed with it.
+REPORT_OUTPUTS = ("report.html", "report.md", "figures/*.png")
+
+
 def build_report(
-    paths: list[str | Path], out: str | Path, title: str | None = None
+    paths: list[str | Path], out: str | Path, title: str | None = None, overwrite: bool = False
 ) -> dict[str, Path]:
-    """Write ``report.html``, ``report.md`` and ``figures/`` into ``out``; returns their paths."""
+    """Write ``report.html``, ``report.md`` and ``figures/`` into ``out``; returns their paths.
+
+    An earlier report in ``out`` is refused (``OutputExistsError``) unless ``overwrite``; then
+    its files are removed once the new report is ready, so no stale figure survives.
+    """
     out = Path(out)
+    stale = claim_outputs(out, REPORT_OUTPUTS, overwrite, "report")  # before any work
     runs, summaries = collect(paths)
+    colours = run_colours([run.name for run in runs])
+    styles = evaluation_styles(runs, colours)
     title = title or "rlrobust report: " + ", ".join(run.name for run in runs[:4]) + (
         " ..." if len(runs) > 4 else ""
     )
@@ -403,17 +520,26 @@ def build_report(
         md_parts.extend([_md_table(header, rows), ""])
         for name, summary in summaries.items():
             section(f"Sweep summary: {name}")
+            seed_table = _sweep_summary_table(summary)
             as_rows = _summary_rows(summary)
-            if as_rows is None:
-                text = json.dumps(summary, indent=2)
-                html_parts.append(f"<pre>{H.esc(text)}</pre>")
-                md_parts.extend(["```json", text, "```", ""])
-            else:
-                html_parts.append(H.table(*as_rows))
-                md_parts.extend([_md_table(*as_rows), ""])
+            if seed_table is not None:  # `rlrobust sweep`'s own summary: mean ± std [t interval]
+                from rlrobust.experiments.sweep import SEED_NOTE
+
+                html_parts.append(_md_to_html_table(seed_table))
+                html_parts.append(f'<p class="muted">{H.esc(SEED_NOTE)}</p>')
+                md_parts.extend([SEED_NOTE, "", seed_table, ""])
+                heatmap = heatmap_png(summary)
+                if heatmap is not None:
+                    slug = name.replace("/", "-")
+                    caption = f"Sweep {name}: mean over seeds per grid point and metric"
+                    add_figure(Figure(f"sweep-{slug}-heatmap.png", caption, heatmap))
+            else:  # any other summary: a table of its rows, or of its leaf values
+                rows = as_rows or (["key", "value"], flat_rows(summary))
+                html_parts.append(H.table(*rows))
+                md_parts.extend([_md_table(*rows), ""])
 
         section("Training")
-        add_figure(training_figure(runs))
+        add_figure(training_figure(runs, colours))
         if not any(run.metrics for run in runs):
             html_parts.append('<p class="muted">no metrics.csv found</p>')
             md_parts.extend(["No metrics.csv found.", ""])
@@ -422,12 +548,19 @@ def build_report(
         if evaluations:
             table_md = markdown_table(evaluations)
             html_parts.append(_md_to_html_table(table_md))
-            md_parts.extend(["Accuracy (%):", "", table_md, ""])
-            add_figure(attack_figure(evaluations))
-            add_figure(curve_figure(evaluations, scratch))
+            html_parts.append(f'<p class="muted">{H.esc(INTERVAL_NOTE)}</p>')
+            md_parts.extend([INTERVAL_NOTE, "", table_md, ""])
+            add_figure(attack_figure(evaluations, styles))
+            add_figure(curve_figure(evaluations, scratch, styles))
+            seeds_md = across_seeds_table(runs)
+            if seeds_md is not None:
+                section("Across seeds")
+                html_parts.append(_md_to_html_table(seeds_md))
+                html_parts.append(f'<p class="muted">{H.esc(ACROSS_SEEDS_NOTE)}</p>')
+                md_parts.extend([ACROSS_SEEDS_NOTE, "", seeds_md, ""])
         else:
             html_parts.append(
-                '<p class="muted">no evaluation*.json found (run `rlrobust evaluate RUN`)</p>'
+                '<p class="muted">no evaluation record found (run `rlrobust evaluate RUN`)</p>'
             )
             md_parts.extend(["No evaluation record found.", ""])
 
@@ -462,12 +595,19 @@ def build_report(
             for figure in rlab_figures(runs):
                 add_figure(figure)
 
-        diag = diagnostics_figures(runs, scratch)
+        diag = diagnostics_figures(runs, scratch, colours)
         if diag:
             section("Diagnostics")
             for figure in diag:
                 add_figure(figure)
 
+        skipped = [f"{run.name}/{note}" for run in runs for note in run.skipped]
+        if skipped:  # shown, never dropped silently
+            section("Records not read")
+            html_parts.append("<ul>" + "".join(f"<li>{H.esc(n)}</li>" for n in skipped) + "</ul>")
+            md_parts.extend([*[f"- {n}" for n in skipped], ""])
+
+    remove_outputs(stale)  # the earlier report's files, only now that the new one is ready
     html_path = atomic_write_text(out / "report.html", H.page(title, html_parts))
     for figure in figures:
         atomic_write_bytes(out / "figures" / figure.filename, figure.png)

@@ -6,62 +6,27 @@ weight files of the newest complete epoch, so a crash mid-write leaves the previ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from rlrobust.errors import CheckpointError
 from rlrobust.files import atomic_write_bytes, atomic_write_json
-from rlrobust.training.fast import plain_module, plain_state_dict
+from rlrobust.runs import STATE_FILE, read_state
+from rlrobust.weights import load_weights, read_safetensors, save_weights
 
-STATE_FILE = "state.json"
-
-
-def save_weights(
-    model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None
-) -> Path:
-    # A torch.compile wrapper's keys carry an "_orig_mod." prefix: save the plain module's names,
-    # so the file loads into an uncompiled model. contiguous() also undoes channels_last.
-    tensors = {name: t.detach().cpu().contiguous() for name, t in plain_state_dict(model).items()}
-    return atomic_write_bytes(path, save(tensors, metadata=metadata))
-
-
-def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
-    """Load safetensors weights into ``model``; any mismatch is an error that lists the keys."""
-    tensors = _read_safetensors(Path(path))
-    plain = plain_module(model)  # the module itself under a torch.compile wrapper
-    expected = plain.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = sorted(
-        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in tensors and tensors[k].shape != v.shape
-    )
-    if missing or unexpected or wrong_shape:
-        raise CheckpointError(
-            f"checkpoint {path} does not match the model: missing {missing[:5]}, unexpected "
-            f"{unexpected[:5]}, wrong shapes {wrong_shape[:5]}; build the model with the same name, "
-            "number of classes and input shape as the run that saved it (see its config.json)"
-        )
-    plain.load_state_dict(tensors)
-    return model
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file {path} does not exist; check the run directory")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"checkpoint file {path} is not a readable safetensors file ({error}); it may be "
-            "truncated: resume from an earlier run or retrain"
-        ) from None
+__all__ = [
+    "STATE_FILE",
+    "load_checkpoint",
+    "load_weights",
+    "optimizer_from_files",
+    "optimizer_to_files",
+    "read_state",
+    "save_checkpoint",
+    "save_weights",
+]
 
 
 def optimizer_to_files(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -117,27 +82,15 @@ def save_checkpoint(run_dir: Path, model, optimizer, step, state: dict) -> None:
     save_weights(model, run_dir / "model.safetensors")
 
 
-def read_state(run_dir: Path) -> dict | None:
-    path = run_dir / STATE_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise CheckpointError(
-            f"{path} is not valid JSON; the run directory is damaged: start a new run directory"
-        ) from None
-
-
 def load_checkpoint(run_dir: Path, model, optimizer, step) -> dict:
     state = read_state(run_dir)
     if state is None:
         raise CheckpointError(f"{run_dir} holds no checkpoint to resume; start without --resume")
     load_weights(model, run_dir / state["model_file"])
     step.restore_checkpoint_state(
-        _read_safetensors(run_dir / state["step_file"]), state["step_meta"]
+        read_safetensors(run_dir / state["step_file"]), state["step_meta"]
     )
     optimizer_from_files(
-        optimizer, _read_safetensors(run_dir / state["optimizer_file"]), state["optimizer_meta"]
+        optimizer, read_safetensors(run_dir / state["optimizer_file"]), state["optimizer_meta"]
     )
     return state

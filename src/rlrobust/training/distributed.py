@@ -12,8 +12,15 @@ joins the process group and trains the same model on its own part of every batch
   floating-point summation order;
 - the epoch statistics (loss, reward mean, ...) are all-reduced, weighted by the samples each
   rank saw, so metrics.csv holds global-batch numbers as in a single-process run;
-- held-out accuracy is computed on every rank from identical weights (no communication, and
-  every rank takes the same two-stage decision); only rank 0 writes files.
+- every decision that changes control flow (the two-stage switch, an early stop of a defence's
+  monitor) is taken on rank 0 and broadcast (``from_main``): with BatchNorm the ranks' running
+  statistics differ, so their held-out accuracies can differ, and a switch on one rank but not
+  another would leave the others waiting for ever; only rank 0 writes files;
+- the per-epoch random streams (sampled actions, exploration, attack starts, dropout) mix in the
+  rank (``rank_stream``), so the ranks draw independent numbers for their different samples;
+  rank 0 draws exactly what a single process draws;
+- a second model trained beside the classifier (L2L's attacker) has its gradients averaged over
+  the ranks (``average_gradients``), as DDP does for the classifier, so its copies stay equal.
 
 Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) nothing here is used and training is the
 plain single-process path.
@@ -145,9 +152,42 @@ class DistributedContext:
         averaged = {k: float(v) / total for k, v in zip(names, buffer[:-1].tolist(), strict=True)}
         return {k: averaged[k] for k in stats}  # keep the single-process column order
 
+    def from_main(self, value):
+        """Rank 0's ``value`` on every rank (any picklable value): one decision for all."""
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def close(self) -> None:
         if self.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+#: the offset between ranks' random streams: rank 0 keeps the single-process stream exactly. A
+#: prime below 2**32, because torch's CPU generator (mt19937) keeps only a seed's low 32 bits;
+#: the epoch streams of one rank (seed * 1_000_003 + epoch) are far from another rank's.
+RANK_STREAM_OFFSET = 1_000_000_007
+
+
+def rank_stream(seed: int, rank: int) -> int:
+    """The seed of ``rank``'s stream derived from a single-process seed."""
+    return seed + rank * RANK_STREAM_OFFSET
+
+
+def average_gradients(module: torch.nn.Module) -> None:
+    """Average ``module``'s gradients over the ranks of the running job (no-op outside one).
+
+    For a model trained beside the DDP-wrapped classifier (L2L's attacker): the same start, the
+    same averaged gradient and the same optimiser keep every rank's copy identical, so the
+    attacker saved by rank 0 is the one every rank used, and a resumed run matches.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+        return
+    world = dist.get_world_size()
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.SUM)
+            parameter.grad.div_(world)
 
 
 def from_environment(device: torch.device) -> DistributedContext | None:

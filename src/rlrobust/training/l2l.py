@@ -37,6 +37,7 @@ from rlrobust.data import ImageData
 from rlrobust.objectives.core import greedy_actions
 from rlrobust.training.adversarial import AdversarialStep, objective_attack_loss
 from rlrobust.training.checkpoint import optimizer_from_files, optimizer_to_files
+from rlrobust.training.distributed import average_gradients
 
 # Keeps the attacker's initialisation off the global RNG stream (and independent of the model's).
 ATTACKER_SEED_OFFSET = 7919
@@ -90,6 +91,7 @@ class L2LStep(AdversarialStep):
             # The classifier's parameters are frozen here, so only phi receives gradients.
             self.attacker_optimizer.zero_grad(set_to_none=True)
             attacker_loss.backward()
+            average_gradients(self.attacker)  # under torchrun: every rank's attacker stays equal
             self.attacker_optimizer.step()
 
         x_adv = x_adv.detach()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from tqdm.auto import tqdm
 
-from rlrobust.training.fast import autocast, batch_to_channels_last
+from rlrobust.devices import autocast, batch_to_channels_last
 from rlrobust.training.steps import ObjectiveStep
 
 Objective = Callable[..., tuple[torch.Tensor, dict]]
@@ -39,7 +39,10 @@ def train_one_epoch(
     """
     step = step or ObjectiveStep()
     model.train()
-    totals: dict[str, float] = {}
+    totals: dict[str, float] = {"loss": 0.0}
+    # The loss is summed on the device and read once at the end of the epoch: a float() per
+    # batch would make the host wait for the device every step (float64, as the host sum was).
+    loss_sum: torch.Tensor | None = None
     seen = 0
     for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
         if channels_last:
@@ -52,7 +55,10 @@ def train_one_epoch(
 
         n = len(y)
         seen += n
-        totals["loss"] = totals.get("loss", 0.0) + float(loss.detach()) * n
+        weighted = loss.detach().double() * n
+        loss_sum = weighted if loss_sum is None else loss_sum + weighted
         for name, value in stats.items():
             totals[name] = totals.get(name, 0.0) + float(value) * n
+    if loss_sum is not None:
+        totals["loss"] = float(loss_sum)
     return {name: total / max(seen, 1) for name, total in totals.items()}

@@ -6,27 +6,38 @@ Run directory layout::
     RUN/metrics.csv       one row per epoch (loss, reward, accuracy, stage, lr, time)
     RUN/state.json        the committed checkpoint (epoch, stage, finished flag, file names)
     RUN/checkpoints/      weights and optimiser tensors of the newest epoch (safetensors)
-    RUN/model.safetensors the newest weights under a stable name
+    RUN/model.safetensors the newest weights under a stable name (with
+                          train.select_checkpoint = best_fgsm_test: the selected ones)
+    RUN/select/           train.checkpoint_every: weights every K epochs (selection.py)
+    RUN/model-last.safetensors, RUN/selection.json   the last weights and the selection record
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from rlrobust.config import RunConfig, from_dict
+from rlrobust.config import RunConfig
 from rlrobust.data import BatchLoader
 from rlrobust.errors import RunDirectoryError
 from rlrobust.evaluation.clean import accuracy
-from rlrobust.files import atomic_write_json, atomic_write_text
+from rlrobust.files import atomic_write_json, atomic_write_text, remove_orphans
+from rlrobust.runs import (  # noqa: F401 - saved_config re-exported
+    clear_pre_checkpoint,
+    never_checkpointed,
+    read_state,
+    saved_config,
+)
 from rlrobust.seeding import make_generator, seed_everything
-from rlrobust.training.checkpoint import load_checkpoint, read_state, save_checkpoint
-from rlrobust.training.distributed import from_environment
+from rlrobust.training.checkpoint import load_checkpoint, save_checkpoint
+from rlrobust.training.distributed import from_environment, rank_stream
 from rlrobust.training.fast import (
     compile_errors,
     compile_model,
@@ -36,6 +47,13 @@ from rlrobust.training.fast import (
 from rlrobust.training.loop import train_one_epoch
 from rlrobust.training.optim import build_optimizer, lr_at_epoch, set_lr
 from rlrobust.training.schedules import TwoStageState
+from rlrobust.training.selection import (
+    choose,
+    install_selected,
+    is_selection_epoch,
+    prepare_final,
+    record_checkpoint,
+)
 from rlrobust.training.setup import (
     augment_for,
     build_step,
@@ -44,6 +62,35 @@ from rlrobust.training.setup import (
     objective_for,
     resolve_device,
 )
+from rlrobust.training.tracking import open_tracker
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """``train.deterministic``: the settings PyTorch's reproducibility notes give for CUDA, for
+    the duration of the run (the previous settings come back afterwards).
+
+    cuBLAS reads its workspace setting when it starts, hence the environment variable before
+    any CUDA work; an operation without a deterministic kernel then raises instead of silently
+    varying. On a CPU the default kernels are already deterministic.
+    """
+    if not enabled:
+        yield
+        return
+    previous = (
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+    )
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = previous[:2]
+        torch.use_deterministic_algorithms(previous[2])
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -51,7 +98,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def check_run_dir(run_dir: Path, resume: bool) -> dict | None:
+def check_run_dir(run_dir: Path, resume: bool, log=print, clear: bool = True) -> dict | None:
+    """The committed state of ``run_dir`` (None for a new run), or a clear error; nothing is read
+    from data or model files yet, so a wrong folder fails at once.
+
+    A folder that holds only what a run writes before its first checkpoint (a run killed in
+    epoch 1) is emptied and restarted, with or without ``--resume``: no finished work is lost.
+    ``clear=False`` (the other ranks of a torchrun job) checks without touching the folder.
+    """
     state = read_state(run_dir)
     if state is not None and state.get("finished"):
         raise RunDirectoryError(
@@ -63,6 +117,11 @@ def check_run_dir(run_dir: Path, resume: bool) -> dict | None:
             f"{run_dir} holds an unfinished run (epoch {state['epoch']}); pass --resume to continue "
             "it or choose another output directory"
         )
+    if state is None and never_checkpointed(run_dir):
+        if clear:
+            log(f"{run_dir} holds a run that never reached its first checkpoint: restarting it")
+            clear_pre_checkpoint(run_dir)
+        return None
     if state is None and resume:
         raise RunDirectoryError(
             f"{run_dir} holds no checkpoint to resume; drop --resume to start a new run"
@@ -74,8 +133,18 @@ def check_run_dir(run_dir: Path, resume: bool) -> dict | None:
     return state
 
 
-def saved_config(run_dir: Path) -> RunConfig:
-    return from_dict(RunConfig, json.loads((run_dir / "config.json").read_text()))
+def ensure_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and prove it takes a file, before any data or model is loaded."""
+    probe = run_dir / ".rlrobust-write-check"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise RunDirectoryError(
+            f"cannot write into the run directory {run_dir} ({error.strerror or error}); "
+            "choose a writable --out"
+        ) from None
 
 
 def train_run(
@@ -91,7 +160,12 @@ def train_run(
 
     ``stop_after_epoch`` ends the process early as an interruption would (used to test resume).
     """
-    run_dir = Path(run_dir)
+    with deterministic_kernels(cfg.train.deterministic):
+        return _train_here(cfg, Path(run_dir), resume, progress, log, stop_after_epoch)
+
+
+def _train_here(cfg, run_dir: Path, resume, progress, log, stop_after_epoch) -> dict:
+    """``train_run`` in this process, or as one rank of a torchrun job."""
     device = resolve_device(cfg.train.device)
     ddp = from_environment(device)  # None unless started by torchrun with WORLD_SIZE > 1
     if ddp is None:
@@ -113,12 +187,20 @@ def train_run(
 
 def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -> dict:
     """The run itself; ``ddp`` (a ``DistributedContext`` or None) switches on data parallelism."""
-    state = check_run_dir(run_dir, resume)
+    writes = ddp is None or ddp.is_main
+    state = check_run_dir(run_dir, resume, log, clear=writes)
+    if writes:
+        ensure_writable(run_dir)  # before any data or model is loaded
+        if state is not None:
+            remove_orphans(run_dir)  # temporary files of writes that a kill interrupted
     if ddp is not None:
         ddp.barrier()  # every rank has checked the folder before rank 0 writes into it
     if state is not None:
+        # Everything from the saved config but the device, which may change on resume (a run
+        # trained on a GPU continues on a CPU-only host: `rlrobust train --resume --device cpu`).
+        device_name = cfg.train.device
         cfg = saved_config(run_dir)
-        device = resolve_device(cfg.train.device) if ddp is None else device
+        cfg.train.device = device_name
     seed = cfg.train.seed
 
     seed_everything(seed)
@@ -153,9 +235,7 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         # Only the training forward runs compiled; `model` (the plain module, same parameters)
         # is what checkpoints save and what the held-out accuracy uses.
         train_model = compile_model(train_model)
-    writes = ddp is None or ddp.is_main
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     metrics: list[dict] = []
     start_epoch = 0
     if state is None:
@@ -167,11 +247,14 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         two_stage.restore(state["two_stage"])
         metrics = state["metrics"]
         log(f"resuming {run_dir} after epoch {start_epoch}")
+    tracker = open_tracker(cfg.train, run_dir, start_epoch, enabled=writes)  # train.tensorboard
 
     for epoch in range(start_epoch, cfg.train.epochs):
         started = time.perf_counter()
-        torch.manual_seed(epoch_seed(seed, epoch))  # dropout and other global-RNG draws
-        generator = make_generator(epoch_seed(seed, epoch))  # action sampling, exploration
+        # Each rank its own stream under torchrun; rank 0 (and a single process) the plain one.
+        stream = rank_stream(epoch_seed(seed, epoch), 0 if ddp is None else ddp.rank)
+        torch.manual_seed(stream)  # dropout and other global-RNG draws
+        generator = make_generator(stream)  # action sampling, exploration, attack starts
         loader.set_epoch(epoch)
         lr = lr_at_epoch(cfg.optim, epoch, cfg.train.epochs)
         set_lr(optimizer, lr)
@@ -194,6 +277,8 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         if ddp is not None:
             stats = ddp.average_stats(stats, loader.local_samples())
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
+        if ddp is not None:  # BatchNorm statistics differ per rank: rank 0 decides for all
+            heldout = ddp.from_main(heldout)
         switched = two_stage.update(epoch + 1, heldout, cfg.two_stage.switch_epoch)
         # A step may monitor the epoch (adversarial defences: catastrophic overfitting) and ask
         # to stop; an early-stopped run counts as finished.
@@ -201,7 +286,22 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         end_of_epoch = getattr(step, "end_of_epoch", None)
         if end_of_epoch is not None:
             epoch_metrics, stop_reason = end_of_epoch(
-                model, epoch, heldout=splits.heldout, run_dir=run_dir, log=log
+                model, epoch, heldout=splits.heldout, run_dir=run_dir if writes else None, log=log
+            )
+            if ddp is not None:  # one early-stop decision (and one monitor row) for all ranks
+                epoch_metrics, stop_reason = ddp.from_main((epoch_metrics, stop_reason))
+        # Gupta's checkpoints (train.checkpoint_every, selection.py): FGSM test accuracy and
+        # the weights every K epochs; draws no random numbers, so training is unchanged.
+        selection_metrics = {}
+        if is_selection_epoch(cfg.train, epoch + 1):
+            selection_metrics = record_checkpoint(
+                model,
+                cfg.train,
+                splits.test,
+                cfg.data.eval_batch_size,
+                device,
+                epoch + 1,
+                run_dir if writes else None,
             )
         row = {
             "epoch": epoch + 1,
@@ -210,32 +310,45 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
             **{f"train_{k}": v for k, v in stats.items()},
             f"{splits.heldout_name}_accuracy": heldout,
             **epoch_metrics,
+            **selection_metrics,
             "epoch_seconds": time.perf_counter() - started,
         }
         metrics.append(row)
+        tracker.log_epoch(row, epoch + 1)
+        if switched:
+            tracker.log_event("stage_switch", epoch + 1, f"switching to {cfg.objective.name}")
+        if stop_reason is not None:
+            tracker.log_event("early_stop", epoch + 1, stop_reason)
         finished = epoch + 1 == cfg.train.epochs or stop_reason is not None
+        record = {
+            "epoch": epoch + 1,
+            "finished": finished,
+            "stopped_early": stop_reason is not None,
+            "stop_reason": stop_reason,
+            "two_stage": two_stage.to_dict(),
+            "metrics": metrics,
+        }
+        selection = None
+        if finished and cfg.train.checkpoint_every is not None:
+            selection = record["selection"] = choose(metrics, cfg.train)
         if writes:
             write_metrics_csv(run_dir / "metrics.csv", metrics)
-            save_checkpoint(
-                run_dir,
-                model,
-                optimizer,
-                step,
-                {
-                    "epoch": epoch + 1,
-                    "finished": finished,
-                    "stopped_early": stop_reason is not None,
-                    "stop_reason": stop_reason,
-                    "two_stage": two_stage.to_dict(),
-                    "metrics": metrics,
-                },
-            )
+            if selection is not None:
+                prepare_final(run_dir, model, selection)  # model-last, selection.json
+            save_checkpoint(run_dir, model, optimizer, step, record)
+            if selection is not None:
+                install_selected(run_dir, selection)  # model.safetensors <- selected epoch
+                log(
+                    f"model.safetensors: epoch {selection['selected_epoch']} "
+                    f"({selection['reason']})"
+                )
         log(format_epoch(row) + (f"  -> switching to {cfg.objective.name}" if switched else ""))
         if stop_reason is not None:
             log(f"stopping early after epoch {epoch + 1}: {stop_reason}")
             break
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and not finished:
             break
+    tracker.close()
     if ddp is not None:
         ddp.barrier()  # rank 0's last checkpoint is on disk before any rank reads it
     return read_state(run_dir)

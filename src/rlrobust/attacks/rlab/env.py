@@ -1,19 +1,24 @@
 """RLAB's environment: a batch of episodes with dual add / remove actions (Sarkar et al. 2024).
 
-State of one episode: the clean input x0, the operation applied to each patch (or none), and the
-victim's probabilities for the current input. An action either *adds* operation k (a filter at
-one severity) to a clean patch or *removes* the distortion of a distorted patch, restoring its
-clean values exactly; the agent can thereby undo needless distortion. A removed patch is not
-distorted again in the same episode, so no policy can cycle and every episode ends after at most
-2 N steps.
+State of one episode: the clean input x0, the operation applied to each patch (or none), an
+optional second operation stacked on top of it (``layers.py``), and the victim's probabilities
+for the current input. An action either *adds* operation k (a filter at one severity) to a patch
+or *removes* the distortion of a distorted patch, restoring its clean values exactly; the agent
+can thereby undo needless distortion. With ``stacking="none"`` (the default) an add acts on a
+clean patch only; ``"escalate"`` and ``"stack"`` also let it raise a distorted patch's severity or
+put a second filter on top. A removed patch is not distorted again in the same episode, so no
+policy can cycle and every episode ends after a bounded number of steps (2 N without stacking).
 
 Reward of a step (the paper's objective, fall in true-class probability with a distortion cost):
 
     r_t = (p_y(x_t) - p_y(x_{t+1})) - penalty * (||x_{t+1} - x0||_2 - ||x_t - x0||_2)
 
-An episode ends when the victim misclassifies the input (success), when the query budget is
-spent, or when no action is left (failure). Every probability the environment reads goes through
-the ``QueryOracle``, which counts it; the budget is in queries, including the first one.
+An episode ends when the victim misclassifies the input (success), when the query budget or the
+step budget is spent, or when no action is left (failure). The paper's budget is in steps ("until
+the model misclassifies the data or until the budget for the number of maximum allowed steps is
+reached"); a step is one agent action and costs one query. Every probability the environment
+reads goes through the ``QueryOracle``, which counts it (probes and ``refine`` trials included),
+so both budgets can be reported; the query budget includes the first query.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ import torch
 from torch import Tensor
 
 from rlrobust.attacks.rlab.filters import Operation, distorted_candidates
+from rlrobust.attacks.rlab.layers import check_stacking, op_tables, valid_adds
 from rlrobust.attacks.rlab.oracle import QueryOracle
 from rlrobust.attacks.rlab.patches import PatchGrid
 from rlrobust.errors import ConfigError
 
-CLEAN = -1  # ``applied`` value of an undistorted patch
+CLEAN = -1  # ``applied`` / ``stacked`` value of an undistorted patch (layer)
 
 
 class RLABEnv:
@@ -44,6 +50,8 @@ class RLABEnv:
         budget: int,
         penalty: float,
         generator: torch.Generator,
+        max_steps: int | None = None,
+        stacking: str = "none",
     ) -> None:
         if x.dim() != 2 + len(grid.spatial_shape) or tuple(x.shape[2:]) != grid.spatial_shape:
             raise ConfigError(
@@ -52,17 +60,29 @@ class RLABEnv:
             )
         if budget < 2:
             raise ConfigError(f"the query budget must be at least 2 (got {budget})")
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError(f"the step budget must be at least 1 step (got {max_steps})")
         b, n = x.shape[0], grid.num_patches
         self.oracle, self.grid, self.ops = oracle, grid, list(ops)
         self.budget, self.penalty = int(budget), float(penalty)
+        self.max_steps = None if max_steps is None else int(max_steps)
+        self.stacking = check_stacking(stacking)
+        self.generator = generator
         self.x0, self.y = x.detach(), y
         self.num_ops = len(self.ops)
+        self.same_filter, self.stronger = op_tables(self.ops, x.device)
         self.candidates = distorted_candidates(self.x0, self.ops, generator)  # (B, K, C, *S)
         self.applied = torch.full((b, n), CLEAN, dtype=torch.long, device=x.device)
+        self.stacked = torch.full((b, n), CLEAN, dtype=torch.long, device=x.device)
         self.tabu = torch.zeros(b, n, dtype=torch.bool, device=x.device)
         self.last_delta = torch.zeros(b, n, device=x.device)  # observed change of p_y per patch
         self.steps = torch.zeros(b, dtype=torch.long)
         self.x = self.x0.clone()
+        # stack mode: the values of the top layer, and each filter applied to the current input
+        # (what a stacked filter sees), recomputed lazily after the input changed
+        self.top = self.x0.clone() if self.stacking == "stack" else None
+        self._on_current: Tensor | None = None
+        self._on_current_fresh = torch.zeros(b, dtype=torch.bool, device=x.device)
         self.probs = oracle.probabilities(self.x)
         self.p_start = self.true_prob()
         self.correct_at_start = self.predictions() == y
@@ -87,30 +107,88 @@ class RLABEnv:
         return self.budget - self.oracle.queries.to(self.x.device)
 
     def valid_actions(self) -> Tensor:
-        """(B, N, K + 1) bool: adds (k < K) on clean, never-removed patches; remove (k = K) on
-        distorted ones; nothing for finished episodes."""
-        clean = (self.applied == CLEAN) & ~self.tabu
-        valid = torch.cat(
-            [clean[..., None].expand(-1, -1, self.num_ops), (self.applied != CLEAN)[..., None]],
-            dim=2,
+        """(B, N, K + 1) bool: adds (k < K) allowed by the stacking mode (always on clean,
+        never-removed patches); remove (k = K) on distorted ones; nothing for finished episodes."""
+        adds = valid_adds(
+            self.stacking,
+            self.applied,
+            self.stacked,
+            self.tabu,
+            self.same_filter,
+            self.stronger,
+            CLEAN,
         )
+        valid = torch.cat([adds, (self.applied != CLEAN)[..., None]], dim=2)
         return valid & ~self.done[:, None, None]
 
     @property
     def active(self) -> Tensor:
         return ~self.done
 
-    # --- acting -----------------------------------------------------------------------------
+    # --- inputs -------------------------------------------------------------------------------
 
-    def compose(self, applied: Tensor, rows: Tensor) -> Tensor:
-        """The inputs of samples ``rows`` with operation ``applied[i, p]`` on patch p."""
+    def compose(self, applied: Tensor, rows: Tensor, stacked: Tensor | None = None) -> Tensor:
+        """The inputs of samples ``rows`` with operation ``applied[i, p]`` on patch p (and the
+        stored top layer where ``stacked[i, p]`` is set)."""
+        ids = self.grid.patch_ids.to(applied.device).flatten()
         x0 = self.x0[rows].flatten(2)
-        per_element = applied[:, self.grid.patch_ids.to(applied.device).flatten()]  # (R, S)
+        per_element = applied[:, ids]  # (R, S)
         cand = self.candidates[rows].flatten(3)  # (R, K, C, S)
         out = x0
         for k in range(self.num_ops):
             out = torch.where((per_element == k)[:, None, :], cand[:, k], out)
+        if stacked is not None and self.top is not None:
+            on_top = (stacked[:, ids] != CLEAN)[:, None, :]
+            out = torch.where(on_top, self.top[rows].flatten(2), out)
         return out.view_as(self.x0[rows])
+
+    def on_current(self, rows: Tensor) -> Tensor:
+        """(R, K, C, *S): every operation applied to the *current* inputs of ``rows``, the values
+        a stacked filter puts on top (cached until the row's input changes)."""
+        if self._on_current is None:
+            self._on_current = torch.empty_like(self.candidates)
+        stale = rows[~self._on_current_fresh[rows]]
+        if stale.numel():
+            self._on_current[stale] = distorted_candidates(self.x[stale], self.ops, self.generator)
+            self._on_current_fresh[stale] = True
+        return self._on_current[rows]
+
+    def action_inputs(self, rows: Tensor, patch: Tensor, op: Tensor) -> Tensor:
+        """The inputs of ``rows`` after action (``patch``, ``op``) each, without acting; ``op``
+        = K removes. Only the patch changes: to its clean values (remove), to operation ``op``
+        on the clean input (add or escalate) or to ``op`` on the current input (stack)."""
+        removing, stacking = self._kinds(rows, patch, op)
+        opc = op.clamp(max=self.num_ops - 1)
+        source = torch.where(
+            removing.view(-1, *[1] * (self.x0.dim() - 1)),
+            self.x0[rows],
+            self.candidates[rows, opc],
+        )
+        if stacking.any():
+            if self.stacking != "stack":
+                raise ValueError("a stacked filter is only valid with stacking='stack'")
+            s = stacking.nonzero().squeeze(1)
+            source[s] = self.on_current(rows[s])[torch.arange(s.numel()), opc[s]]
+        region = self.grid.patch_ids.to(patch.device).flatten()[None, :] == patch[:, None]
+        region = region.view(-1, 1, *self.grid.spatial_shape)
+        return torch.where(region, source, self.x[rows])
+
+    def _kinds(self, rows: Tensor, patch: Tensor, op: Tensor) -> tuple[Tensor, Tensor]:
+        """(removing, stacking) bool per action; the rest add to or escalate the base layer."""
+        base = self.applied[rows, patch]
+        removing = op == self.num_ops
+        same = self.same_filter[base.clamp(min=0), op.clamp(max=self.num_ops - 1)]
+        return removing, ~removing & (base != CLEAN) & ~same
+
+    def try_actions(self, rows: Tensor, patch: Tensor, op: Tensor) -> Tensor:
+        """Query the inputs after each action without acting; (R, classes) probabilities."""
+        return self.oracle.probabilities(self.action_inputs(rows, patch, op), rows.cpu())
+
+    def try_states(self, rows: Tensor, applied: Tensor, stacked: Tensor | None = None) -> Tensor:
+        """Query candidate patch assignments without committing; (R, classes) probabilities."""
+        return self.oracle.probabilities(self.compose(applied, rows, stacked), rows.cpu())
+
+    # --- acting -----------------------------------------------------------------------------
 
     def step(self, actions: Tensor) -> Tensor:
         """Apply one action per active sample (``actions`` (B,), flat index p * (K + 1) + k;
@@ -123,12 +201,22 @@ class RLABEnv:
         patch, op = a // (self.num_ops + 1), a % (self.num_ops + 1)
         if not self.valid_actions().flatten(1)[rows, a].all():
             raise ValueError("an action is not valid in its state; mask with valid_actions()")
-        removing = op == self.num_ops
-        applied = self.applied[rows].clone()
-        applied[torch.arange(rows.numel()), patch] = torch.where(removing, CLEAN, op)
+        x_new = self.action_inputs(rows, patch, op)
+        removing, stacking = self._kinds(rows, patch, op)
+        on_base = ~removing & ~stacking
+        r = torch.arange(rows.numel(), device=rows.device)
+        applied, stacked = self.applied[rows].clone(), self.stacked[rows].clone()
+        applied[r, patch] = torch.where(
+            removing, CLEAN, torch.where(on_base, op, applied[r, patch])
+        )
+        stacked[r, patch] = torch.where(
+            stacking, op, torch.where(removing, CLEAN, stacked[r, patch])
+        )
+        if self.top is not None:
+            self.top[rows] = torch.where(self._region(patch, stacking), x_new, self.top[rows])
         self.tabu[rows[removing], patch[removing]] = True
         old_p, old_d = self.true_prob()[rows], self.distortion[rows]
-        self._set_state(rows, applied)
+        self._set_state(rows, applied, stacked, x_new)
         new_p, new_d = self.true_prob()[rows], self.distortion[rows]
         self.last_delta[rows, patch] = new_p - old_p
         self.steps[rows.cpu()] += 1
@@ -136,34 +224,55 @@ class RLABEnv:
         self._finish(rows)
         return rewards
 
-    def try_states(self, rows: Tensor, applied: Tensor) -> Tensor:
-        """Query candidate patch assignments without committing; (R, classes) probabilities."""
-        return self.oracle.probabilities(self.compose(applied, rows), rows.cpu())
+    def _region(self, patch: Tensor, keep: Tensor) -> Tensor:
+        """(R, 1, *S) bool: the elements of ``patch[i]`` where ``keep[i]``."""
+        ids = self.grid.patch_ids.to(patch.device).flatten()[None, :]
+        region = (ids == patch[:, None]) & keep[:, None]
+        return region.view(-1, 1, *self.grid.spatial_shape)
 
-    def _set_state(self, rows: Tensor, applied: Tensor, probs: Tensor | None = None) -> None:
-        x = self.compose(applied, rows)
+    def _set_state(
+        self,
+        rows: Tensor,
+        applied: Tensor,
+        stacked: Tensor | None = None,
+        x: Tensor | None = None,
+        probs: Tensor | None = None,
+    ) -> None:
+        if stacked is None:
+            stacked = self.stacked[rows]
+        if x is None:
+            x = self.compose(applied, rows, stacked)
         self.applied[rows] = applied
+        self.stacked[rows] = stacked
         self.x[rows] = x
+        self._on_current_fresh[rows] = False
         if probs is None:
             probs = self.oracle.probabilities(x, rows.cpu())
         self.probs[rows] = probs
         self.distortion[rows] = (x - self.x0[rows]).flatten(1).norm(dim=1)
 
-    def commit(self, rows: Tensor, applied: Tensor, probs: Tensor) -> None:
+    def commit(
+        self, rows: Tensor, applied: Tensor, probs: Tensor, stacked: Tensor | None = None
+    ) -> None:
         """Adopt states already queried with ``try_states`` (no further query)."""
         if rows.numel():
-            self._set_state(rows, applied, probs)
+            self._set_state(rows, applied, stacked, probs=probs)
+
+    def stop(self, rows: Tensor) -> None:
+        """End the episodes of ``rows`` now (an agent that cannot afford its next move)."""
+        self.done[rows] = True
 
     def _finish(self, rows: Tensor) -> None:
         fooled = self.predictions()[rows] != self.y[rows]
         self.success[rows] |= fooled
-        self.done[rows] |= fooled | (self.queries_left()[rows] <= 0)
+        out_of_steps = torch.zeros_like(fooled)
+        if self.max_steps is not None:
+            out_of_steps = self.steps[rows.cpu()].to(fooled.device) >= self.max_steps
+        self.done[rows] |= fooled | (self.queries_left()[rows] <= 0) | out_of_steps
         self._done_if_stuck()
 
     def _done_if_stuck(self) -> None:
-        clean = (self.applied == CLEAN) & ~self.tabu
-        can_act = clean.any(dim=1) | (self.applied != CLEAN).any(dim=1)
-        self.done |= ~can_act
+        self.done |= ~self.valid_actions().flatten(1).any(dim=1)
 
     # --- results ----------------------------------------------------------------------------
 

@@ -71,14 +71,17 @@ def gaussian_noise(x: Tensor, level: float, generator: torch.Generator) -> Tenso
 
 @register_filter("gaussian_blur", levels=(0.5, 1.0, 2.0))
 def gaussian_blur(x: Tensor, level: float, generator: torch.Generator) -> Tensor:
-    """Separable Gaussian blur with standard deviation ``level`` (in elements) on every spatial
-    dim, edges replicated; a convex combination of values, so it stays in [0, 1]."""
+    """Separable Gaussian blur with standard deviation ``level`` (in elements), edges replicated;
+    a convex combination of values, so it stays in [0, 1]. It runs along the signal's time axis
+    (B, C, L), an image's rows and columns (B, C, H, W), and a video's rows and columns only
+    (B, C, T, H, W): each frame is blurred on its own, as a camera's defocus would, and frames
+    are not smeared into each other."""
     radius = max(1, math.ceil(2 * level))
     taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     kernel = torch.exp(-0.5 * (taps / level) ** 2)
     kernel = (kernel / kernel.sum()).view(1, 1, -1)
     out = x
-    for dim in range(2, x.dim()):
+    for dim in blur_dims(x.dim()):
         moved = out.movedim(dim, -1)
         rows = moved.reshape(-1, 1, moved.shape[-1])
         rows = F.pad(rows, (radius, radius), mode="replicate")
@@ -87,10 +90,20 @@ def gaussian_blur(x: Tensor, level: float, generator: torch.Generator) -> Tensor
     return out
 
 
+def blur_dims(ndim: int) -> tuple[int, ...]:
+    """The dims a spatial filter acts along for a (B, C, *spatial) batch: the last two at most
+    (time for signals; height and width for images and video frames)."""
+    return tuple(range(max(2, ndim - 2), ndim))
+
+
 @register_filter("dead_pixel", levels=(0.25, 0.5, 1.0))
 def dead_pixel(x: Tensor, level: float, generator: torch.Generator) -> Tensor:
-    """A fraction ``level`` of elements (all channels together) set to 0, as a dead sensor."""
-    shape = (x.shape[0], 1, *x.shape[2:])
+    """A fraction ``level`` of elements (all channels together) set to 0, as a dead sensor. On
+    video (B, C, T, H, W) a dead pixel stays dead in every frame (a sensor defect, not flicker);
+    on a signal it is a dropped sample."""
+    shape = [x.shape[0], 1, *x.shape[2:]]
+    if x.dim() == 5:
+        shape[2] = 1  # one draw per pixel, shared by all frames
     dead = torch.rand(shape, generator=generator, device=x.device) < level
     return x.masked_fill(dead, 0.0)
 

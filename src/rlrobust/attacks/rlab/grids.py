@@ -3,7 +3,8 @@
 RLAB (Sarkar et al. 2024) presents each attacked input next to its adversarial version and the
 distorted patches overlaid on the original, the localisation mask read as a visual explanation.
 :func:`save_grid` draws one such row per example for signals (B, C, L), images (B, C, H, W) with
-1 or 3 channels, and videos (B, C, T, H, W), of which the middle frame is shown.
+1 or 3 channels, and videos (B, C, T, H, W), of which up to four evenly spaced frames are shown
+as a 2 x 2 tile in each panel (frames read left to right, top to bottom).
 
 Example::
 
@@ -79,6 +80,31 @@ def _as_list(values: Labels, batch: int, name: str) -> list[int] | None:
 
 
 # --------------------------------------------------------------------------- drawing
+
+
+def video_frames(frames: int, count: int = 4) -> list[int]:
+    """Up to ``count`` evenly spaced frame indices from 0 to frames - 1, first and last included."""
+    if frames <= count:
+        return list(range(frames))
+    return sorted({round(i * (frames - 1) / (count - 1)) for i in range(count)})
+
+
+def tile_frames(video: Tensor, shown: Sequence[int], gap_value: float | bool) -> Tensor:
+    """(B, C, T, H, W) -> (B, C, H', W'): the frames ``shown`` tiled two per row, separated by
+    one-element lines of ``gap_value`` (white for pictures, unmasked for masks)."""
+    b, c, _, h, w = video.shape
+    cols = min(2, len(shown))
+    rows = -(-len(shown) // cols)
+    out = torch.full(
+        (b, c, rows * (h + 1) - 1, cols * (w + 1) - 1),
+        gap_value,
+        dtype=video.dtype,
+        device=video.device,
+    )
+    for i, t in enumerate(shown):
+        r, q = divmod(i, cols)
+        out[:, :, r * (h + 1) : r * (h + 1) + h, q * (w + 1) : q * (w + 1) + w] = video[:, :, t]
+    return out
 
 
 def _to_image(sample: Tensor) -> np.ndarray:
@@ -164,7 +190,8 @@ def save_grid(
     Args:
         path: where the PNG goes; written atomically (a reader never sees half a file).
         original, adversarial: (B, C, L) signals, (B, C, H, W) images with 1 or 3 channels, or
-            (B, C, T, H, W) videos (the middle frame T // 2 is drawn, and titles say so).
+            (B, C, T, H, W) videos (up to four evenly spaced frames, tiled 2 x 2; titles say
+            which).
         mask: bool (B, *spatial), the distorted pixels (RLAB's localisation mask).
         labels: true labels, one per example, shown in the first panel's title.
         predictions: (before, after): the model's predictions on original and adversarial.
@@ -184,15 +211,12 @@ def save_grid(
         after = _as_list(predictions[1], batch, "predictions[1] (after)")
 
     frame_note = ""
-    if original.ndim == 5:  # video: draw the middle frame
-        frames = original.shape[2]
-        middle = frames // 2
-        frame_note = f"\n(frame {middle} of {frames})"
-        original, adversarial, mask = (
-            original[:, :, middle],
-            adversarial[:, :, middle],
-            mask[:, middle],
-        )
+    if original.ndim == 5:  # video: a tile of a few frames per panel
+        shown = video_frames(original.shape[2])
+        frame_note = f"\n(frames {', '.join(map(str, shown))} of {original.shape[2]})"
+        original = tile_frames(original, shown, gap_value=1.0)
+        adversarial = tile_frames(adversarial, shown, gap_value=1.0)
+        mask = tile_frames(mask[:, None], shown, gap_value=False)[:, 0]
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -1,7 +1,7 @@
 """RLAB's attack metrics: success rate, queries, and L0 / L2 / Linf distortion.
 
-Only inputs the victim classified correctly before the attack count ("attacked"). Queries are
-given over successful inputs (the usual black-box convention) and over all attacked inputs
+Only inputs the victim classified correctly before the attack count ("attacked"). Queries (and,
+for RLAB, steps: agent actions, the paper's budget unit) are given over successful inputs (the usual black-box convention) and over all attacked inputs
 (failures spend the whole budget). Distortions are over successful inputs; L0 counts changed
 spatial elements (any channel), also as a fraction of the input's elements.
 """
@@ -35,9 +35,15 @@ def distortions(x_adv: Tensor, x: Tensor) -> dict[str, Tensor]:
 
 
 def attack_metrics(
-    x_adv: Tensor, x: Tensor, success: Tensor, attacked: Tensor, queries: Tensor
+    x_adv: Tensor,
+    x: Tensor,
+    success: Tensor,
+    attacked: Tensor,
+    queries: Tensor,
+    steps: Tensor | None = None,
 ) -> dict:
-    """The summary dict of one attack on inputs ``x`` (N, C, *S)."""
+    """The summary dict of one attack on inputs ``x`` (N, C, *S); ``steps`` (RLAB's agent
+    actions per input, each one query among ``queries``) adds ``steps_success`` / ``steps_all``."""
     n = int(attacked.sum())
     ok = success & attacked
     dist = distortions(x_adv[ok], x[ok]) if ok.any() else None
@@ -49,6 +55,9 @@ def attack_metrics(
         "queries_success": _stats(queries[ok.cpu()]),
         "queries_all": _stats(queries[attacked.cpu()]),
     }
+    if steps is not None:
+        out["steps_success"] = _stats(steps[ok.cpu()])
+        out["steps_all"] = _stats(steps[attacked.cpu()])
     for name in ("l0", "l0_fraction", "l2", "linf"):
         out[name] = _stats(dist[name]) if dist else _stats(torch.empty(0))
     return out

@@ -28,7 +28,7 @@ AGENT_WEIGHTS, AGENT_META = "agent.safetensors", "agent.json"
 
 
 def feature_size(num_ops: int) -> int:
-    # patch statistics (3) + centre (3) + filter costs (K) + applied one-hot (K) + removed (1)
+    # patch statistics (3) + centre (3) + filter costs (K) + applied multi-hot (K) + removed (1)
     # + last change of p_y (1) + global features
     return 3 + 3 + num_ops + num_ops + 1 + 1 + GLOBAL_FEATURES
 
@@ -52,7 +52,12 @@ def dynamic_features(env: RLABEnv) -> Tensor:
     b, n = env.applied.shape
     onehot = torch.zeros(b, n, env.num_ops + 1, device=env.applied.device)
     onehot.scatter_(2, (env.applied.clamp(min=CLEAN) + 1)[..., None], 1.0)  # slot 0: clean
+    # a stacked top layer marks its operation too (multi-hot), so agents trained without
+    # stacking keep their input size
+    onehot.scatter_(2, (env.stacked.clamp(min=CLEAN) + 1)[..., None], 1.0)
     used = 1 - env.queries_left().float() / env.budget
+    if env.max_steps is not None:  # the budget nearer to running out
+        used = torch.maximum(used, env.steps.to(used.device).float() / env.max_steps)
     distorted = (env.applied != CLEAN).float().mean(dim=1)
     glob = torch.stack([env.true_prob(), env.p_start, env.runner_up_prob(), used, distorted], dim=1)
     return torch.cat(

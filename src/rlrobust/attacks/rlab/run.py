@@ -24,7 +24,7 @@ from rlrobust.attacks.pgd import PGD
 from rlrobust.attacks.rlab.attack import RLABSettings, make_env, rlab_attack
 from rlrobust.attacks.rlab.greedy import GreedyAgent
 from rlrobust.attacks.rlab.grids import save_grid
-from rlrobust.attacks.rlab.localisation import score_masks
+from rlrobust.attacks.rlab.localisation import REFERENCES, score_masks
 from rlrobust.attacks.rlab.metrics import attack_metrics
 from rlrobust.attacks.rlab.patches import PatchGrid
 from rlrobust.attacks.rlab.policy import AGENT_WEIGHTS, LearnedAgent
@@ -35,7 +35,7 @@ from rlrobust.attacks.square import Square
 from rlrobust.data.dataset import ImageData
 from rlrobust.errors import ConfigError
 from rlrobust.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from rlrobust.training.checkpoint import save_weights
+from rlrobust.weights import save_weights
 
 
 @dataclass
@@ -50,6 +50,10 @@ class RLABExperiment:
         default_factory=lambda: ["vanilla_gradient", "smoothgrad", "integrated_gradients"]
     )
     foreground_threshold: float = 0.1
+    # what masks are scored against: auto (the data set's ground-truth masks if it has them,
+    # else the foreground for images and videos, nothing for 1-D signals), or one of
+    # localisation.REFERENCES
+    mask_reference: str = "auto"
     retrain: Retraining | None = None  # None: no retraining
     retrain_examples: int = 2000
     check_eps: float | None = None  # FGSM / PGD-40 before and after retraining
@@ -64,6 +68,11 @@ class RLABExperiment:
                 "--agent learned needs --agent-dir DIR: the trained agent is loaded from DIR, "
                 "or trained on the run's training images and saved there"
             )
+        if self.mask_reference not in {"auto", *REFERENCES}:
+            raise ConfigError(
+                f"--mask-reference must be auto or one of {', '.join(REFERENCES)}, not "
+                f"{self.mask_reference!r}"
+            )
         if self.retrain is not None and self.check_eps is None:
             raise ConfigError("retraining measures FGSM and PGD before and after: give --eps")
         self.settings.check()
@@ -71,26 +80,44 @@ class RLABExperiment:
 
 def load_victim(run_dir: str | Path, n_examples: int, seed: int = 0):
     """(model, test subset of ``n_examples`` images, training split) of a run directory."""
-    from rlrobust.attacks.transfer import load_run_model
-    from rlrobust.data import load_dataset
-    from rlrobust.training.run import saved_config
+    from rlrobust.runs import load_run_model, load_split, saved_config
 
     model = load_run_model(run_dir)  # first: it explains a folder that is not a run
-    data = saved_config(Path(run_dir)).data
-    options = {"data_dir": data.data_dir, "download": data.download}
-    test = load_dataset(data.name, "test", **options)
+    cfg = saved_config(run_dir)
+    test = load_split(cfg, "test")
     test = test.take(min(n_examples, len(test)), seed)
-    return model, test, load_dataset(data.name, "train", **options)
+    return model, test, load_split(cfg, "train")
 
 
 def as_float(data: ImageData) -> tuple[Tensor, Tensor]:
     return data.images.float() / 255.0, data.labels
 
 
+def mask_reference(data: ImageData, choice: str = "auto") -> tuple[str, Tensor | None]:
+    """(reference kind, (N, *spatial) ground-truth masks or None) for ``data``'s inputs.
+
+    ``auto``: the data set's own masks (``ImageData.masks``, e.g. Moving-MNIST's per-frame digit
+    masks) where it has them; else the foreground for images and videos; nothing for 1-D
+    signals, whose classes have no ground-truth localisation (UCR series).
+    """
+    given = getattr(data, "masks", None)
+    given = None if given is None else given.any(dim=1)  # (N, C, *S) -> (N, *S)
+    if choice == "auto":
+        if given is not None:
+            return "ground_truth", given
+        return ("none" if data.images.dim() == 3 else "foreground"), None
+    if choice == "ground_truth" and given is None:
+        raise ConfigError(
+            f"--mask-reference ground_truth: the data set {data.name!r} has no ground-truth "
+            "masks; use foreground (images) or none"
+        )
+    return choice, given if choice == "ground_truth" else None
+
+
 def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Callable) -> tuple:
     """(agent, info dict): greedy, a saved learned agent, or one trained now and saved."""
     if exp.agent == "greedy":
-        return GreedyAgent(), {"agent": "greedy"}
+        return GreedyAgent(reprobe=exp.settings.reprobe), {"agent": "greedy"}
     directory = Path(exp.agent_dir)
     if (directory / AGENT_WEIGHTS).is_file():
         log(f"loading the RLAB agent in {directory}")
@@ -133,6 +160,13 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
         "agent": "learned",
         "agent_dir": str(directory),
         "training": asdict(exp.training),
+        # the episodes it learned on: an agent may be reused with other budgets or stacking
+        "trained_with": {
+            "budget": exp.settings.budget,
+            "max_steps": exp.settings.max_steps,
+            "stacking": exp.settings.stacking,
+            "patch_size": exp.settings.patch_size,
+        },
         "training_seconds": seconds,
         "training_history": history,
     }
@@ -189,7 +223,9 @@ def run_rlab(
     record: dict = {
         "settings": {**asdict(exp.settings), "operations": [o.label for o in result.ops]},
         **agent_info,
-        "rlab": attack_metrics(result.x_adv, x, result.success, result.attacked, result.queries),
+        "rlab": attack_metrics(
+            result.x_adv, x, result.success, result.attacked, result.queries, result.steps
+        ),
         "attack_seconds": time.perf_counter() - start,
     }
     for eps in exp.square_eps:
@@ -201,6 +237,7 @@ def run_rlab(
     if exp.masks and ok.any():
         log("scoring localisation masks ...")
         grid = PatchGrid(x.shape[2:], exp.settings.patch_size)
+        kind, given = mask_reference(test, exp.mask_reference)
         record["masks"] = score_masks(
             model,
             x[ok],
@@ -211,6 +248,8 @@ def run_rlab(
             exp.saliency,
             exp.foreground_threshold,
             exp.settings.seed,
+            reference=kind,
+            given=None if given is None else given[ok.to(given.device)].to(x.device),
         )
     if exp.retrain is not None:
         record["retraining"] = retrain_and_compare(model, x, y, train, agent, exp, result, out, log)
@@ -235,9 +274,11 @@ def retrain_and_compare(model, x, y, train, agent, exp, before, out: Path, log) 
         "n_train_images": n,
         "n_rlab_examples": int(ok.sum()),
         "rlab_before": attack_metrics(
-            before.x_adv, x, before.success, before.attacked, before.queries
+            before.x_adv, x, before.success, before.attacked, before.queries, before.steps
         ),
-        "rlab_after": attack_metrics(after.x_adv, x, after.success, after.attacked, after.queries),
+        "rlab_after": attack_metrics(
+            after.x_adv, x, after.success, after.attacked, after.queries, after.steps
+        ),
         "eps": exp.check_eps,
         "before": robustness(model, x, y, exp.check_eps),
         "after": robustness(tuned, x, y, exp.check_eps),
@@ -257,6 +298,8 @@ def write_outputs(out: Path, model, x, y, result, record, exp: RLABExperiment) -
         "applied": result.applied.contiguous(),
         "success": result.success.to(torch.uint8),
         "queries": result.queries.contiguous(),
+        "steps": result.steps.contiguous(),
+        "stacked": result.stacked.contiguous(),
         "prediction_before": before,
         "prediction_after": after,
     }

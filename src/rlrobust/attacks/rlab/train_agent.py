@@ -32,7 +32,7 @@ class AgentTraining:
 def discounted_returns(rewards: Tensor, alive: Tensor, gamma: float) -> Tensor:
     """(T, B) rewards -> (T, B) return-to-go; steps after an episode ended count as zero."""
     out = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
+    running = torch.zeros(rewards.shape[1:], dtype=rewards.dtype, device=rewards.device)
     for t in reversed(range(rewards.shape[0])):
         running = rewards[t] + gamma * running * alive[t]
         out[t] = running
@@ -55,6 +55,9 @@ def run_episode(net: PolicyNet, env: RLABEnv, generator: torch.Generator):
         entropies.append(-(probs * probs.log()).sum(dim=1))
         rewards.append(env.step(actions))
         alive.append(live.float())
+    if not logps:  # the victim got every input of the batch wrong: nothing to attack or learn
+        empty = torch.zeros(0, env.x0.shape[0], device=env.x0.device)
+        return empty, empty, empty, empty
     return torch.stack(logps), torch.stack(entropies), torch.stack(rewards), torch.stack(alive)
 
 

@@ -1,7 +1,11 @@
 """Constraint audit: did every adversarial example stay inside the threat model?
 
-A result whose examples leave the eps-ball, leave [0, 1] or contain NaN is not a robustness
-number, so the audit is stored in every result record and a failed audit is printed loudly.
+It lives with the attacks (whose outputs it checks) so that both the evaluation protocol and the
+``saved`` attack (which replays examples someone else made) can use it.
+
+A result whose examples leave the eps-ball, leave [0, 1] or contain NaN, or whose model answers
+with NaN or inf logits, is not a robustness number, so the audit is stored in every result
+record and a failed audit is printed loudly.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class AuditAccumulator:
     nan_count: int = 0
     outside_ball: int = 0
     checked: int = 0
+    nonfinite_outputs: int = 0
     problems: list[str] = field(default_factory=list)
 
     def add(self, x_adv: torch.Tensor, x: torch.Tensor) -> None:
@@ -46,8 +51,19 @@ class AuditAccumulator:
             self.max_value = max(self.max_value, float(finite.max()))
         self.checked += len(x_adv)
 
+    def add_outputs(self, logits: torch.Tensor) -> None:
+        """Count the inputs whose logits hold NaN or inf: their verdict (an argmax over NaN)
+        means nothing, and a model that outputs NaN would otherwise look perfectly robust."""
+        if logits.numel():
+            self.nonfinite_outputs += int((~torch.isfinite(logits.flatten(1))).any(dim=1).sum())
+
     def result(self) -> dict:
         problems = []
+        if self.nonfinite_outputs:
+            problems.append(
+                f"the model returned NaN or inf logits for {self.nonfinite_outputs} adversarial "
+                "inputs; their verdicts mean nothing: fix the model (or its weights) first"
+            )
         if self.nan_count:
             problems.append(f"{self.nan_count} adversarial examples contain NaN")
         if self.outside_ball:
@@ -68,6 +84,7 @@ class AuditAccumulator:
             "max_value": self.max_value if self.checked else None,
             "nan_count": self.nan_count,
             "outside_ball": self.outside_ball,
+            "nonfinite_outputs": self.nonfinite_outputs,
             "passed": not problems,
             "problems": problems,
         }

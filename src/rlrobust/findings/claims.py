@@ -1,0 +1,209 @@
+"""The seed papers' claims as data: what each says, the paper's number and where it comes from,
+which records answer it, how our number is computed and the command that produces them.
+
+A claim's ``kind`` names its rule in ``rules.py``. ``paired``: arm A (``arms[0]``, the one the
+paper says is more robust) against arm B (``arms[1]``) on the same test images, seed by seed;
+the paper's number is read from the reproduction preset's references (``preset``,
+``reference_metric``), never copied here. The other kinds (a lambda grid, flatness, training
+cost, RLAB's success rate) have no rule written yet: their rows say what would test them.
+
+The study runs at laptop scale: CIFAR-10 claims are mapped to MNIST / Fashion-MNIST as the
+presets' laptop scale does, and ``mapping`` says so in each row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: How the study files a claim's records: run, then collect (docs/findings.md, "Records").
+COLLECT = "rlrobust findings collect {out} --claim {claim} --command '{run}'"
+#: The evaluation every paired claim reads, added to the presets' own: FGSM, PGD-40 and
+#: AutoAttack (standard) at the preset's eps, with the masking checks; ``EVALUATE`` is run on
+#: each run directory of the reproduce folder.
+EVALUATE = (
+    "rlrobust evaluate {run} --name standard --eval.preset standard --eval.eps {eps} "
+    "--eval.masking"
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str  # the folder results/<id>/
+    paper: str  # paper and table
+    statement: str  # the claim, in the paper's words or close to them
+    kind: str  # the rule of rules.py that answers it
+    run: str  # the command (or commands) that produce the records
+    mapping: str = ""  # how our protocol maps the paper's (data set, scale), in words
+    preset: str | None = None  # reproduction preset whose references and differences apply
+    scale: str = "laptop"
+    arms: tuple[str, str] | None = None  # (A: claimed more robust, B: baseline)
+    reference_metric: str | None = None  # the preset reference metric quoted as the paper's
+    paper_number: str = ""  # when the presets hold no number: the paper's words
+    evaluations: tuple[str, ...] = ("standard", "evaluation")  # evaluation records, preferred first
+    what_would_test: str = ""  # for kinds without a rule: what a rule must compute
+
+    @property
+    def command(self) -> str:
+        return self.run
+
+
+def _reproduce(preset: str, eps: str, claim: str, scale: str = "laptop") -> str:
+    out = f"reproduce/{preset}-{scale}"
+    run = f"rlrobust reproduce {preset} --scale {scale} --out {out}"
+    evaluate = EVALUATE.format(run='"$RUN"', eps=eps)
+    collect = COLLECT.format(out=out, claim=claim, run=run)
+    return f"{run}; for RUN in {out}/runs/*; do {evaluate}; done; {collect}"
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        id="kim-table3",
+        paper="Kim (001), Table 3, MNIST column",
+        statement="the policy loss (Eq. 12 warm-up, then Eq. 4) is more robust than CE under "
+        "FGSM and PGD at no clean cost",
+        kind="paired",
+        run=_reproduce("kim-mnist", "0.1", "kim-table3"),
+        mapping="MNIST, LeNet5 as the paper; laptop epochs and 1000 test images",
+        preset="kim-mnist",
+        arms=("policy (Eq. 12 warm-up + Eq. 4)", "CE"),
+        reference_metric="pgd",
+    ),
+    Claim(
+        id="kim-table2-lambda",
+        paper="Kim (001), Table 2 (MNIST lambda1 x lambda2 grid, mean of 3 runs)",
+        statement="robustness rises with lambda2 at fixed lambda1; (1.5, 1.5) collapses",
+        kind="grid",
+        run=_reproduce("kim-lambda", "0.1", "kim-table2-lambda"),
+        mapping="MNIST, LeNet5; at least a 3 x 3 grid with 3 seeds at laptop epochs",
+        preset="kim-lambda",
+        reference_metric="pgd",
+        what_would_test="per grid point: PGD and AutoAttack accuracy over 3 seeds; the sign of "
+        "the lambda2 trend at each lambda1 with its interval; whether (1.5, 1.5) collapses "
+        "(clean accuracy near 10 %) and whether a smaller learning rate avoids it",
+    ),
+    Claim(
+        id="kim-table4-ablation",
+        paper="Kim (001), Table 4 (CIFAR-10 ablation, VGG13, eps 0.04)",
+        statement="the Eq. 12 warm-up matters: a CE warm-up then Eq. 4 is far less robust",
+        kind="paired",
+        run=_reproduce("kim-cifar", "0.04", "kim-table4-ablation"),
+        mapping="CIFAR-10 mapped to Fashion-MNIST with LeNet5 (the preset's laptop scale)",
+        preset="kim-cifar",
+        arms=("policy (Eq. 12 warm-up + Eq. 4)", "CE warm-up + Eq. 4"),
+        reference_metric="pgd",
+    ),
+    Claim(
+        id="kim-table6-trades",
+        paper="Kim (001), Table 6 (CIFAR-10, ResNet-18, TRADES, eps 8/255)",
+        statement="TRADES then policy fine-tuning (lambda 0.5) is more robust than TRADES alone, "
+        "under AutoAttack too",
+        kind="paired",
+        run=_reproduce("kim-trades", "0.1", "kim-table6-trades"),
+        mapping="CIFAR-10 / ResNet-18 mapped to Fashion-MNIST / LeNet5 (laptop scale)",
+        preset="kim-trades",
+        arms=("TRADES + policy (lambda=0.5)", "TRADES (CE)"),
+        reference_metric="autoattack",
+    ),
+    Claim(
+        id="kim-flatness",
+        paper="Kim (001), Eq. 30 and Figure 1 (loss landscapes, CIFAR-10, VGG13)",
+        statement="the policy loss converges to flatter minima than CE ('the smoothness of the "
+        "policy loss is better than that of the CE loss')",
+        kind="flatness",
+        run="rlrobust diagnose RUN_CE RUN_POLICY --eps 0.1 --out DIAG (for 3 seeds); "
+        + COLLECT.format(out="DIAG", claim="kim-flatness", run="rlrobust diagnose ..."),
+        mapping="CIFAR-10 / VGG13 mapped to MNIST / LeNet5",
+        paper_number="no number: figures only",
+        what_would_test="Eq. 30 landscapes and a sharpness value per model over several seeds; "
+        "the paired difference of sharpness (policy - CE) with its interval across seeds",
+    ),
+    Claim(
+        id="gupta-table1",
+        paper="Gupta (002), Table 1 (CIFAR-10, FGSM-AT eps 8/255, AutoAttack eps 8/255)",
+        statement="with FGSM adversarial training the RL model (gupta_vpg, LayerNorm CNN) is "
+        "more robust under AutoAttack than CE, each at its best-FGSM checkpoint",
+        kind="paired",
+        run=_reproduce("gupta-fgsm-at", "0.1", "gupta-table1"),
+        mapping="CIFAR-10 mapped to Fashion-MNIST (laptop scale); checkpoint selection by FGSM "
+        "accuracy as the paper",
+        preset="gupta-fgsm-at",
+        arms=("RL", "CE (best FGSM checkpoint)"),
+        reference_metric="autoattack",
+    ),
+    Claim(
+        id="gupta-no-at",
+        paper="Gupta (002), Results and Appendix",
+        statement="without adversarial training 'AutoAttack very easily attacked' the RL model "
+        "(though its FGSM accuracy beats CE's)",
+        kind="breaks",
+        run="rlrobust train --objective.name gupta_vpg ... --out RUN; "
+        + EVALUATE.format(run="RUN", eps="0.1"),
+        mapping="CIFAR-10 mapped to Fashion-MNIST",
+        paper_number="no number given ('AutoAttack very easily attacked this')",
+        what_would_test="the RL model without adversarial training: FGSM vs AutoAttack accuracy "
+        "over 3 seeds, the masking verdict, and the gap's interval",
+    ),
+    Claim(
+        id="zou",
+        paper="Zou et al. (000), authors' code README (not the paper)",
+        statement="RL training disrupts gradient-based attacks: RL is far more robust than SL "
+        "under PGD",
+        kind="paired",
+        run=_reproduce("zou", "0.1", "zou"),
+        mapping="CIFAR-10 mapped to Fashion-MNIST, the 6-layer CNN replaced as the preset says",
+        preset="zou",
+        arms=("RL", "SL"),
+        reference_metric="pgd",
+    ),
+    Claim(
+        id="zou-indicators",
+        paper="Zou et al. (000)",
+        statement="RL shows the static and dynamic gradient indicators and the higher "
+        "predictive entropy of disrupted gradient-based optimisation",
+        kind="indicators",
+        run="rlrobust diagnose RUN_SL RUN_RL --eps 0.1 --out DIAG (for 3 seeds); "
+        + COLLECT.format(out="DIAG", claim="zou-indicators", run="rlrobust diagnose ..."),
+        mapping="CIFAR-10 mapped to Fashion-MNIST",
+        paper_number="no number in our sources",
+        what_would_test="the gradient indicators and entropy per model over 3 seeds, with "
+        "AutoAttack, transfer and Square accuracy beside them to tell masking from robustness",
+    ),
+    Claim(
+        id="l2l",
+        paper="Dai et al. (004), L2L vs PGD adversarial training",
+        statement="learning to attack gives PGD-AT's robustness at a lower training cost",
+        kind="cost",
+        run=_reproduce("l2l", "0.3", "l2l"),
+        mapping="CIFAR-10 mapped to MNIST (laptop scale)",
+        preset="l2l",
+        paper_number="no number in our sources",
+        what_would_test="AutoAttack accuracy of each arm over seeds, and the training cost (wall "
+        "time and gradient evaluations from metrics.csv)",
+    ),
+    Claim(
+        id="rlab",
+        paper="Sarkar et al. (003), RLAB abstract",
+        statement="the RLAB agent reaches a '100 % average success rate' with fewer queries",
+        kind="rlab",
+        run=_reproduce("rlab", "0.1", "rlab"),
+        mapping="their data and victims mapped to MNIST CE and policy victims; 2-D only until "
+        "the 1-D / 3-D RLAB issue lands",
+        preset="rlab",
+        reference_metric="rlab_learned_success",
+        what_would_test="success rate and queries against Square at the same budget, masks "
+        "against the gradient baselines, and retraining with its samples",
+    ),
+)
+
+
+def claim_ids() -> list[str]:
+    return [c.id for c in CLAIMS]
+
+
+def get_claim(claim_id: str) -> Claim:
+    for claim in CLAIMS:
+        if claim.id == claim_id:
+            return claim
+    from rlrobust.errors import UnknownNameError
+
+    raise UnknownNameError(f"unknown claim {claim_id!r}; choose one of: {', '.join(claim_ids())}")
