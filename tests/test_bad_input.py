@@ -108,6 +108,24 @@ def test_checkpoints_are_never_unpickled(tmp_path):
         load_weights(tiny_model(), evil)
 
 
+def test_a_safetensors_header_length_ending_in_0x80_is_not_taken_for_a_pickle(tmp_path):
+    from safetensors.torch import save
+
+    from rlrobust.weights import read_safetensors
+
+    # grow a tensor name until the 8-byte little-endian header length starts with 0x80, the
+    # pickle protocol marker (the demo's half-width zou_cnn6 has a 1152-byte header)
+    for width in range(1, 400):
+        blob = save({"w" * width: torch.zeros(2)})
+        if blob[0] == 0x80:
+            break
+    else:
+        pytest.fail("no header length with low byte 0x80 found")
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(blob)
+    assert torch.equal(read_safetensors(path)["w" * width], torch.zeros(2))
+
+
 def test_run_directory_with_a_finished_run_is_left_alone(tmp_path):
     cfg = load_config(
         overrides={

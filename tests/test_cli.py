@@ -128,9 +128,28 @@ def test_demo_runs_as_a_subprocess_and_writes_its_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # --quiet
     report = json.loads((out / "report.json").read_text())
-    assert set(report["evaluations"]) == {"cross-entropy", "policy (Kim, lambda 0.75/1.5)"}
+    names = {"cross-entropy", "policy (Kim, lambda 0.75/1.5)"}
+    assert set(report["evaluations"]) == names
+    for record in report["evaluations"].values():  # FGSM, PGD and AutoAttack (standard)
+        assert [e["attack"]["name"] for e in record["attacks"]] == ["fgsm", "pgd", "autoattack"]
+        assert record["attacks"][2]["attack"]["version"] == "standard"
+        assert record["n_examples"] == 200
+    # a masking verdict per model, and the paired comparison policy - CE on the same images
+    assert set(report["masking"]) == names
+    assert all(m["verdict"] for m in report["masking"].values())
+    rows = {row["metric"]: row for row in report["comparison"]["rows"]}
+    assert {"clean", "worst case", "fgsm", "pgd", "autoattack"} <= set(rows)
+    low, high = rows["autoattack"]["difference_interval"]
+    assert low <= rows["autoattack"]["difference"] <= high
+    assert 0.0 <= rows["autoattack"]["mcnemar"]["p_value"] <= 1.0
+    # each run directory holds its own evaluation record, as `rlrobust evaluate` writes it
+    for folder in ("ce", "policy"):
+        assert (out / folder / "evaluation-per-sample.json").is_file()
+        assert "masking" in json.loads((out / folder / "evaluation.json").read_text())
     assert (out / "summary.png").stat().st_size > 1000
-    assert "| cross-entropy |" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert "| cross-entropy |" in text and "autoattack" in text
+    assert "Gradient-masking verdicts" in text and "McNemar p" in text
     # Running again without --overwrite is refused; with it, the demo replaces its own output.
     again = subprocess.run(
         [sys.executable, "-m", "rlrobust", "demo", "--out", str(out), "--epochs", "1", "--quiet"],

@@ -123,12 +123,40 @@ def test_paired_claim_numbers_match_hand_computation(tmp_path):
     assert "A 70.00 ± 5.00 [57.58, 82.42] vs B 40.00 ± 5.00 [27.58, 52.42]" in f.our_number
     assert f.verdict == rules.HOLDS, f.reason
     assert "A: pgd - autoattack +10.00 points" in f.evidence
+    assert "clean A - B +0.00 points" in f.evidence  # every synthetic image is clean-correct
     assert any("Square (in AutoAttack) fooled 3 A image(s)" in e for e in f.evidence)
     text = document.markdown(tmp_path / "results")
     row = next(line for line in text.splitlines() if line.startswith("| [kim-table3]"))
     assert "**holds**" in row and "+30.00 ± 5.00 [17.58, 42.42]" in row
     # the paper's number comes from the kim-mnist preset: PGD 63.73 (policy) vs 46.88 (CE)
     assert "A 63.73 vs B 46.88 (A - B +16.85)" in row
+
+
+def test_protocol_differences_come_from_the_records(tmp_path):
+    from rlrobust.experiments.presets import differences, get_preset
+
+    results = write_results(tmp_path)
+    root = results / "kim-table3" / "synthetic"
+    # no preset named: not computed, and the configs' facts are listed instead
+    f = finding(results)
+    assert f.numbers["differences"] == [
+        "synthetic: not computed (collected without --preset / --scale); its configs: "
+        "mnist / None / None, None epochs, 20 test images, attacks "
+    ]
+    assert "1 collection(s) without a preset" in f.protocol
+    # a preset and scale named by the provenance: computed from that preset
+    provenance = json.loads((root / "provenance.json").read_text())
+    (root / "provenance.json").write_text(
+        json.dumps({**provenance, "preset": "kim-mnist", "scale": "smoke"})
+    )
+    expected = differences(get_preset("kim-mnist"), "smoke")
+    assert finding(results).numbers["differences"] == [f"synthetic: {d}" for d in expected]
+    # a reproduce folder's own record wins
+    lines = ["laptop: train.epochs 3 instead of 100 (why)"]
+    (root / "reproduce.json").write_text(json.dumps({"difference_lines": lines, "notes": []}))
+    g = finding(results)
+    assert g.numbers["differences"] == [f"synthetic: {lines[0]}"]
+    assert "1 computed difference(s) from the records" in g.protocol
 
 
 def test_planted_masking_evidence_makes_the_claim_fail(tmp_path):
@@ -156,7 +184,15 @@ def test_unchecked_masking_only_holds_weakly(tmp_path):
     ("kind", "mean", "interval", "n", "masking", "verdict", "why"),
     [
         ("autoattack", 3.0, [1.0, 5.0], 3, ["no evidence of masking"] * 3, rules.HOLDS, "above 0"),
-        ("autoattack", 3.0, [-1.0, 7.0], 3, ["no evidence of masking"] * 3, rules.WEAK, "reaches 0"),
+        (
+            "autoattack",
+            3.0,
+            [-1.0, 7.0],
+            3,
+            ["no evidence of masking"] * 3,
+            rules.WEAK,
+            "reaches 0",
+        ),
         ("pgd", 3.0, [1.0, 5.0], 3, ["no evidence of masking"] * 3, rules.WEAK, "only under PGD"),
         ("autoattack", 3.0, [1.0, 5.0], 1, ["no evidence of masking"], rules.WEAK, "one seed"),
         ("autoattack", 0.0, [-1.0, 1.0], 3, ["no evidence of masking"] * 3, rules.FAILS, "+0.00"),
@@ -228,8 +264,12 @@ def test_collect_copies_small_records_only_with_provenance(tmp_path, monkeypatch
     (run / "huge.json").write_text("[" + "0," * 600 + "0]")
     monkeypatch.setattr(collect_module, "MAX_BYTES", 1000)
     target = collect(
-        run, "kim-table3", command="rlrobust train --out run", results=tmp_path / "results",
-        arm=A_ARM, note="busy machine",
+        run,
+        "kim-table3",
+        command="rlrobust train --out run",
+        results=tmp_path / "results",
+        arm=A_ARM,
+        note="busy machine",
     )
     copied = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
     assert copied == [
@@ -262,6 +302,10 @@ def test_collect_refuses_unknown_claims_and_folders_without_a_run(tmp_path):
     empty.mkdir()
     with pytest.raises(RLRobustError, match="no config.json"):
         collect(empty, "kim-table3", command="x", results=tmp_path / "r")
+    with pytest.raises(RLRobustError, match="no scale 'huge'"):
+        collect(
+            run, "kim-table3", command="x", results=tmp_path / "r", preset="kim-mnist", scale="huge"
+        )
     collect(run, "kim-table3", command="x", results=tmp_path / "r")
     with pytest.raises(RLRobustError, match="--overwrite"):
         collect(run, "kim-table3", command="x", results=tmp_path / "r")
@@ -279,6 +323,14 @@ def test_cli_builds_markdown_and_html(tmp_path, capsys):
     assert html.startswith("<!DOCTYPE html>") and "holds" in html and "http" not in html
     assert main(["findings", "claims"]) == 0
     assert "kim-table3" in capsys.readouterr().out
+    # collect through the CLI: --command is stored verbatim (and is not the CLI's own command)
+    run = tmp_path / "run"
+    write_run(run, 0, 15, 17, None)
+    collect_args = ["findings", "collect", str(run), "--claim", "kim-table3", "--arm", "CE"]
+    collect_args += ["--command", "rlrobust train --out run", "--results", str(tmp_path / "r")]
+    assert main(collect_args) == 0
+    provenance = json.loads((tmp_path / "r" / "kim-table3" / "run" / "provenance.json").read_text())
+    assert provenance["command"] == "rlrobust train --out run" and provenance["arm"] == "CE"
 
 
 # --- (b) the committed document is what the committed records give -------------------------------

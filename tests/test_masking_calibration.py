@@ -86,6 +86,8 @@ def test_recorded_zoo_is_judged_as_calibrated(row):
         stats = row["statistics"]
         assert stats["m10_drop"] <= UNCONVERGED_LARGE_DROP
         assert stats["m11_changed_fraction"] <= UNSTABLE_EVIDENCE_FRACTION
+    elif row["known_miss"]:  # documented misses must still be named by warnings
+        assert row["verdict"] == VERDICT_CLEAN and {"M12", "M13"} <= set(judged_again(row))
     else:
         assert row["verdict"] != VERDICT_CLEAN, row
     if row["model"].startswith(SWAP) and "pgd-at" in row["model"]:

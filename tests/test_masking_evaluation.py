@@ -203,8 +203,98 @@ def test_m16_adversarial_not_kept():
     from rlrobust.diagnostics.masking_evaluation import check_adversarial_not_kept
 
     assert check_adversarial_not_kept(0, 360) == [] and check_adversarial_not_kept(1, 360) == []
+    assert check_adversarial_not_kept(1, 120) == []  # 0.8 %, but a single point
     assert [f.severity for f in check_adversarial_not_kept(3, 360)] == ["warning"]
     (flag,) = check_adversarial_not_kept(13, 360)  # the weakest noise model of the zoo
     assert flag.code == "M16" and flag.severity == "evidence"
     assert flag.details["interval"][0] > NOT_KEPT_EVIDENCE_FRACTION
     assert check_adversarial_not_kept(5, 0) == []
+
+
+# --------------------------------------------------------------------------- evasive models
+
+
+def small_models():
+    torch.manual_seed(0)
+    inner = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    proxy = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    return inner.eval(), proxy.eval()
+
+
+def input_grad(model, x, y):
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), x)
+    return g
+
+
+def test_gradient_swap_shows_one_model_and_differentiates_the_other():
+    from rlrobust.diagnostics.evasive import GradientSwap
+
+    inner, proxy = small_models()
+    x = torch.rand(5, 1, 8, 8)
+    swap = GradientSwap(inner, proxy)
+    with torch.no_grad():
+        torch.testing.assert_close(swap(x), inner(x))
+    # The values are inner's, the Jacobian of the logits is proxy's.
+    x_req = x.clone().requires_grad_(True)
+    logits = swap(x_req)
+    (g,) = torch.autograd.grad(logits[:, 3].sum(), x_req)
+    torch.testing.assert_close(g, input_grad_of_logit(proxy, x, 3))
+
+
+def input_grad_of_logit(model, x, k):
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(x)[:, k].sum(), x)
+    return g
+
+
+def test_sign_scrambled_gradient_flips_the_chosen_pixels_only():
+    from rlrobust.diagnostics.evasive import SignScrambledGradient
+
+    inner, _ = small_models()
+    model = SignScrambledGradient(inner, (1, 8, 8), fraction=0.4, seed=0)
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), inner(x))
+    torch.testing.assert_close(input_grad(model, x, y), input_grad(inner, x, y) * model.signs)
+    assert 0.25 < (model.signs < 0).float().mean() < 0.55
+
+
+def test_input_seeded_noise_is_deterministic_batch_free_and_bounded():
+    from rlrobust.diagnostics.evasive import InputSeededNoise, input_hash_noise
+
+    x = torch.rand(6, 1, 8, 8)
+    noise = input_hash_noise(x, 0.1)
+    assert noise.abs().max() <= 0.1 and noise.std() > 0.03  # roughly uniform on [-0.1, 0.1]
+    # One sample alone gets the noise it gets in a batch (exact integer hashing).
+    torch.testing.assert_close(input_hash_noise(x[2:3], 0.1), noise[2:3], rtol=0, atol=0)
+    moved = x.clone()
+    moved[0, 0, 0, 0] += 2 / 4096
+    assert not torch.equal(input_hash_noise(moved, 0.1)[0], noise[0])
+    inner, _ = small_models()
+    model = InputSeededNoise(inner, 0.1)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x.clone()))
+        torch.testing.assert_close(model(x), inner((x + noise).clamp(0, 1)))
+
+
+def test_diagnose_masking_without_a_gradient_path_gives_a_verdict():
+    from rlrobust.diagnostics.evasive import NoGradientPath
+    from rlrobust.diagnostics.masking import (
+        GRADIENT_CHECKS,
+        VERDICT_NO_GRADIENT,
+        MaskingBudget,
+        diagnose_masking,
+    )
+
+    inner, _ = small_models()
+    x, y = torch.rand(30, 1, 8, 8), torch.arange(30) % 10
+    budget = MaskingBudget(n_points=30, pgd_steps=2, long_steps=3, restarts=2, unbounded_steps=3)
+    square = torch.zeros(30, dtype=torch.bool)
+    report = diagnose_masking(
+        NoGradientPath(inner), x, y, 0.1, budget=budget, extra_results={"square": square}
+    )
+    assert report.verdict == VERDICT_NO_GRADIENT and report.masked and "M14" in report.codes
+    assert set(GRADIENT_CHECKS) <= set(report.skipped)
+    assert "require grad" in report.measurements["gradient_problem"]
+    assert report.measurements["columns"]["square"]["accuracy"] == 0.0

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 # name -> module; imported on first use so that `import rlrobust` stays cheap.
 _LAZY = {
     "evaluate": "rlrobust.evaluation.protocol",
-    "markdown_table": "rlrobust.evaluation.protocol",
+    "markdown_table": "rlrobust.evaluation.report",
     "train_run": "rlrobust.training.run",
     "load_config": "rlrobust.config",
     "RunConfig": "rlrobust.config",

@@ -1,4 +1,5 @@
-"""``rlrobust demo``: the offline demo on scikit-learn's digits (CE vs policy under attack)."""
+"""``rlrobust demo``: the offline demo on scikit-learn's digits (CE vs policy under FGSM, PGD and
+AutoAttack, with the masking verdicts and the paired comparison)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ NAME = "demo"
 
 def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser(
-        NAME, help="offline demo on scikit-learn's digits: CE vs policy, FGSM and PGD"
+        NAME,
+        help="offline demo on scikit-learn's digits: CE vs policy under FGSM, PGD and "
+        "AutoAttack, with masking verdicts and the paired comparison",
     )
     parser.add_argument(
         "--out", default="rlrobust-demo", help="output directory (default: rlrobust-demo)"

@@ -27,12 +27,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     collect = actions.add_parser(
         "collect", help="copy a finished run's small records (never weights) into results/"
     )
-    collect.add_argument(
-        "runs", nargs="+", metavar="RUN", help="run, sweep or reproduce folders"
-    )
+    collect.add_argument("runs", nargs="+", metavar="RUN", help="run, sweep or reproduce folders")
     collect.add_argument("--claim", required=True, help="claim id (rlrobust findings claims)")
     collect.add_argument(
-        "--command", required=True, help="the exact command line that produced the run(s)"
+        "--command",
+        dest="run_command",  # not "command": the top-level parser keeps the command's name there
+        metavar="COMMAND_LINE",
+        required=True,
+        help="the exact command line that produced the run(s)",
     )
     collect.add_argument("--results", default="results", help="records folder (default: results)")
     collect.add_argument("--name", help="folder name under results/CLAIM (one RUN only)")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         target = collect(
             source,
             args.claim,
-            command=args.command,
+            command=args.run_command,
             results=args.results,
             name=args.name,
             arm=args.arm,

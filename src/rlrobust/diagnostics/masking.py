@@ -5,14 +5,17 @@ Gradient masking (Papernot et al. 2017; "obfuscated gradients", Athalye, Carlini
 makes gradient-based attacks fail while the model is not robust: shattered (non-differentiable)
 gradients, randomised forward passes, vanishing or exploding gradients. Policy-gradient training
 can saturate the softmax and so is exposed to it (Gupta 2020 adds a LayerNorm for this reason).
-The checks measure the model directly (M01-M05, M11) and compare attacks whose results must be
-ordered for a model with useful gradients (M06-M10); see ``docs/masking_flags.md``.
+The checks measure the model directly (M01-M05, M11, M14) and compare attacks whose results must
+be ordered for a model with useful gradients (M06-M10, M16); given the evaluation's own
+per-sample results and AutoAttack's breakdown, they also judge those (M07, M12, M13, M15,
+``masking_evaluation.py``); see ``docs/masking_flags.md``.
 
 Cost (``budget="quick"``): 256 points, at most 183 forward+backward passes per point (input
 gradients of two losses, FGSM, PGD-10 twice (last iterate; any fooling iterate), PGD-10 at 3
 more radii, PGD-50, PGD-10 with 3 restarts on the points left, an unbounded PGD-50) plus about
 10 forward passes: at most 47 000 single-image gradient passes, what a PGD-10 evaluation of
-4 300 images costs. ``"standard"``: 1000 points and at most 623 passes per point. ``MaskingBudget.gradient_passes()`` gives the bound for any budget.
+4 300 images costs. ``"standard"``: 1000 points and at most 623 passes per point.
+``MaskingBudget.gradient_passes()`` gives the bound for any budget.
 
 Example::
 
@@ -183,6 +186,9 @@ class MaskingReport:
         lines = [f"**Masking diagnostics: {self.verdict}**", ""]
         lines += [f"- [{f.severity}] {f.message}" for f in self.flags] or ["- no flags raised"]
         lines += [f"- skipped {name}: {why}" for name, why in self.skipped.items()]
+        over = self.measurements.get("overstating_columns", [])
+        if over:
+            lines.append(f"- columns that overstate robustness: {', '.join(over)}")
         return "\n".join(lines)
 
 

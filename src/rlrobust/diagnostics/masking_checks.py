@@ -117,7 +117,7 @@ OVERSTATE_EVIDENCE_EXCESS = 0.15
 
 # M13: points that only AutoAttack's query attack (Square) broke, after APGD-CE, APGD-T and FAB-T
 # all failed on them. pyautoattack itself warns above 0.2 % (checks.check_square_sr); evidence
-# if the Wilson lower bound of that share is above 1 %. Honest models in the zoo: 0-0.6 %.
+# if the Wilson lower bound of that share is above 1 %. Honest models in the zoo: none.
 QUERY_ONLY_WARNING_FRACTION = 0.002
 QUERY_ONLY_EVIDENCE_FRACTION = 0.01
 
@@ -125,7 +125,7 @@ QUERY_ONLY_EVIDENCE_FRACTION = 0.01
 # deterministic model with useful gradients the ascent keeps going once across the boundary:
 # every honest zoo model has 0 such points in 360. Input-seeded noise makes the prediction at
 # each iterate a fresh draw: 13-51 points. Evidence if the Wilson lower bound of the share is
-# above 1 %, a warning above 0.5 %.
+# above 1 %, a warning above 0.5 % (and at least 2 points).
 NOT_KEPT_WARNING_FRACTION = 0.005
 NOT_KEPT_EVIDENCE_FRACTION = 0.01
 

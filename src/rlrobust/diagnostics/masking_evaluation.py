@@ -200,7 +200,7 @@ def check_adversarial_not_kept(not_kept: int, n_points: int) -> list[Flag]:
     low, high = wilson_interval(not_kept, n_points)
     if low > NOT_KEPT_EVIDENCE_FRACTION:
         severity: Severity = "evidence"
-    elif fraction > NOT_KEPT_WARNING_FRACTION:
+    elif fraction > NOT_KEPT_WARNING_FRACTION and not_kept >= 2:  # one point is an accident
         severity = "warning"
     else:
         return []

@@ -467,20 +467,3 @@ def _example_set(data, index, x_adv, eps, norm, label) -> ExampleSet:
         norm=norm,
         label=label,
     )
-
-
-def markdown_table(records: dict[str, dict]) -> str:
-    """One row per model: clean, each attack, worst case (accuracies in %)."""
-    labels: list[str] = []
-    for record in records.values():
-        labels += [e["label"] for e in record["attacks"] if e["label"] not in labels]
-    header = ["model", "clean"] + labels + (["worst case"] if labels else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, record in records.items():
-        by_label = {e["label"]: e["accuracy"] for e in record["attacks"]}
-        cells = [name, f"{100 * record['clean_accuracy']:.2f}"]
-        cells += [f"{100 * by_label[lab]:.2f}" if lab in by_label else "-" for lab in labels]
-        if labels:
-            cells.append(f"{100 * record['robust_accuracy']:.2f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

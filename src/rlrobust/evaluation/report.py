@@ -24,8 +24,8 @@ def _cell(record: dict, which: str, accuracy: float) -> str:
 def markdown_table(records: dict[str, dict]) -> str:
     """One row per model: clean, each attack, worst case, each as ``accuracy % [95 % interval]``.
 
-    The same layout as ``protocol.markdown_table`` with the Wilson interval of every accuracy
-    (read from the record, or computed from its accuracy and ``n_examples`` for older records).
+    Each cell carries the Wilson interval of its accuracy (read from the record, or computed
+    from its accuracy and ``n_examples`` for records written before intervals existed).
     """
     labels: list[str] = []
     for record in records.values():

@@ -30,8 +30,6 @@ from rlrobust.evaluation.protocol import evaluate, fast_path_options
 
 RANDOMNESS_POINTS = 32  # points whose repeated forward passes decide "the model is random"
 
-# Attacks that see only outputs or craft on another model; everything else is white-box.
-BLACK_BOX = {"square", "transfer"}
 
 
 def transfer_attacks(surrogate, eps: float, norm: str) -> list[dict]:

@@ -21,8 +21,7 @@ COLLECT = "rlrobust findings collect {out} --claim {claim} --command '{run}'"
 #: AutoAttack (standard) at the preset's eps, with the masking checks; ``EVALUATE`` is run on
 #: each run directory of the reproduce folder.
 EVALUATE = (
-    "rlrobust evaluate {run} --name standard --eval.preset standard --eval.eps {eps} "
-    "--eval.masking"
+    "rlrobust evaluate {run} --name standard --eval.preset standard --eval.eps {eps} --eval.masking"
 )
 
 

@@ -153,6 +153,18 @@ def collect(
             f"unknown claim {claim!r}; choose one of: {', '.join(claim_ids())} "
             "(rlrobust findings claims lists them)"
         )
+    if (preset is None) != (scale is None):
+        raise RLRobustError(
+            "give --preset and --scale together (the preset's scale the run followed)"
+        )
+    if preset is not None:
+        from rlrobust.experiments.presets import get_preset
+
+        if scale not in get_preset(preset).scales:  # get_preset names the presets if unknown
+            raise RLRobustError(
+                f"preset {preset!r} has no scale {scale!r}; choose one of: "
+                f"{', '.join(get_preset(preset).scales)}"
+            )
     name = name or source.resolve().name
     if not NAME_PATTERN.match(name):
         raise RLRobustError(

@@ -84,10 +84,11 @@ def paper_side(claim: Claim) -> tuple[str, str]:
 def protocol_lines(claim: Claim, collections: list[Collection]) -> tuple[str, list[str]]:
     """(the table cell, every difference line): from the records' reproduce.json where the
     collection is a reproduce folder, else computed from the preset and scale the collection
-    names, else (no records) computed from the preset at the claim's planned scale."""
+    names, else what the records' configs show; with no records, computed from the preset at
+    the claim's planned scale."""
     from rlrobust.experiments.presets import differences, get_preset
 
-    lines, sources = [], []
+    lines, sources, uncomputed = [], [], 0
     for c in collections:
         if c.reproduce is not None:
             lines += [f"{c.name}: {line}" for line in c.reproduce.get("difference_lines", [])]
@@ -98,16 +99,39 @@ def protocol_lines(claim: Claim, collections: list[Collection]) -> tuple[str, li
             lines += [f"{c.name}: {line}" for line in differences(preset, c.provenance["scale"])]
             sources.append("preset named by the records")
         else:
-            lines.append(f"{c.name}: not computed (collected without --preset / --scale)")
+            uncomputed += 1
+            lines += [
+                f"{c.name}: not computed (collected without --preset / --scale); its configs: "
+                + "; ".join(sorted({config_facts(r) for r in c.runs}))
+            ]
     if not collections and claim.preset:
         lines = [f"planned: {line}" for line in differences(get_preset(claim.preset), claim.scale)]
-        sources.append(f"planned {claim.scale} scale")
-    counted = [line for line in lines if "none: every field" not in line]
-    cell = claim.mapping
-    if lines:
-        where = ", ".join(dict.fromkeys(sources)) or "records"
-        cell += f"; {len(counted)} computed difference(s) ({where}; listed below)"
+        sources.append(f"preset's planned {claim.scale} scale")
+    computed = len(lines) - uncomputed
+    computed -= sum("none: every field" in line for line in lines)
+    parts = [claim.mapping]
+    if sources:
+        parts.append(
+            f"{computed} computed difference(s) from the {', '.join(dict.fromkeys(sources))}"
+        )
+    if uncomputed:
+        parts.append(f"{uncomputed} collection(s) without a preset: differences not computed")
+    cell = "; ".join(parts) + (" (listed in the claim's section)" if lines else "")
     return cell, lines
+
+
+def config_facts(run: RunRecords) -> str:
+    """What a run's config says about the protocol, in one line (data, model, objective,
+    epochs, test images, attacks)."""
+    cfg = run.config
+    data, model, train = cfg.get("data", {}), cfg.get("model", {}), cfg.get("train", {})
+    objective, ev = cfg.get("objective", {}), cfg.get("eval", {})
+    attacks = [a.get("label", a.get("name")) for a in ev.get("attacks", [])]
+    n = (run.evaluation or {}).get("n_examples", ev.get("n_examples"))
+    return (
+        f"{data.get('name')} / {model.get('name')} / {objective.get('name')}, "
+        f"{train.get('epochs')} epochs, {n} test images, attacks {', '.join(map(str, attacks))}"
+    )
 
 
 # --- the paired rule ---------------------------------------------------------------------------
@@ -203,8 +227,9 @@ def paired_finding(claim: Claim, collections: list[Collection], base: Finding) -
             continue
         comparisons.append((seed, a, b, {row["metric"]: row for row in result["rows"]}))
     if not comparisons:
-        base.verdict, base.reason = UNTESTABLE, "no pair of runs could be compared: " + "; ".join(
-            problems
+        base.verdict, base.reason = (
+            UNTESTABLE,
+            "no pair of runs could be compared: " + "; ".join(problems),
         )
         return base
     kind, label = "autoattack", None
@@ -236,7 +261,7 @@ def paired_finding(claim: Claim, collections: list[Collection], base: Finding) -
         + f" {shown} ({n} seed{'s' if n > 1 else ''})"
     )
     base.evidence = _evidence(comparisons, label, a_masking, b_masking)
-    base.numbers = {
+    base.numbers |= {
         "metric": label,
         "a": sa,
         "b": sb,
@@ -258,7 +283,8 @@ def _count(verdicts: list[str | None]) -> str:
 
 
 def _evidence(comparisons, label: str, a_masking, b_masking) -> list[str]:
-    out = []
+    clean = [100 * rows["clean"]["difference"] for *_, rows in comparisons]
+    out = [f"clean A - B {sum(clean) / len(clean):+.2f} points"]  # "without sacrificing accuracy"
     pgd = _label([{"metric": m} for m in comparisons[0][3]], "pgd")
     if label.startswith("autoattack") and pgd and all(pgd in rows for *_, rows in comparisons):
         gap = [
