@@ -11,7 +11,8 @@ It does, in order, timing each step:
 3. evaluates the CE model with ``--eval.preset standard`` on 200 test points on the device and
    on the CPU, and checks the two records agree within tolerance (clean accuracy equal, robust
    accuracy within 2 points, at most 3 % of the per-sample verdicts different);
-4. runs the GPU benchmarks (``run_all.py --only training pgd autoattack``) for the peer ratios;
+4. runs ``rlrobust attack rlab --device`` briefly (the RLAB environment and agent on the device)
+   and the GPU benchmarks (``run_all.py --only training pgd autoattack``) for the peer ratios;
 5. writes ``gpu_check.json`` into ``--out``, and with ``--record`` appends a section naming the
    device to ``benchmarks/RESULTS.md``.
 
@@ -185,6 +186,37 @@ def compare_records(on_device: dict, on_cpu: dict) -> dict:
     }
 
 
+def rlab_on_device(run_dir: Path, device: torch.device, out: Path) -> dict:
+    """`rlrobust attack rlab --device` on the CE model: the RLAB environment and agent on the
+    device (a short greedy run; the figures are a smoke check, not a measurement)."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlrobust",
+        "attack",
+        "rlab",
+        str(run_dir),
+        "--device",
+        str(device),
+        "--n-examples",
+        "20",
+        "--budget",
+        "100",
+        "--out",
+        str(out),
+        "--quiet",
+        "--overwrite",
+    ]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    record = {"exit_code": done.returncode, "seconds": time.perf_counter() - started}
+    if done.returncode == 0:
+        record["success_rate"] = json.loads((out / "rlab.json").read_text())["rlab"]["success_rate"]
+    else:
+        record["error"] = done.stderr.strip().splitlines()[-1:] or ["no message"]
+    return record
+
+
 def run_benchmarks(device: torch.device, quick: bool) -> dict:
     command = [
         sys.executable,
@@ -231,6 +263,11 @@ def markdown_section(record: dict) -> str:
         f"{record['evaluation_seconds']['device']:.1f} s vs "
         f"{record['evaluation_seconds']['cpu']:.1f} s |"
     )
+    rlab = record["rlab"]
+    rows.append(
+        f"| RLAB (greedy, 20 inputs, 100 queries) on the device | exit {rlab['exit_code']}, "
+        f"{rlab['seconds']:.1f} s, success {rlab.get('success_rate', float('nan')):.2f} |"
+    )
     for line in record.get("benchmarks", {}).get("results", []):
         rows.append(f"| benchmark | `{line.removeprefix('RESULT ')}` |")
     return "\n".join(rows) + "\n"
@@ -256,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     on_cpu, cpu_seconds = evaluate_on(out / "ce", torch.device("cpu"))
     record["evaluation_seconds"] = {"device": device_seconds, "cpu": cpu_seconds}
     record["agreement"] = compare_records(on_device, on_cpu)
+    record["rlab"] = rlab_on_device(out / "ce", device, out / "rlab")
     if not args.skip_benchmarks:
         record["benchmarks"] = run_benchmarks(device, args.quick)
     record["seconds"] = time.perf_counter() - started
@@ -265,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.record:
         with RESULTS_FILE.open("a") as handle:
             handle.write("\n" + section)
-    failed = not record["agreement"]["agree"] or record.get("benchmarks", {}).get("exit_code", 0)
+    failed = (
+        not record["agreement"]["agree"]
+        or record["rlab"]["exit_code"]
+        or record.get("benchmarks", {}).get("exit_code", 0)
+    )
     return 1 if failed else 0
 
 

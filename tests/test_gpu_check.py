@@ -41,6 +41,7 @@ def test_gpu_check_cpu_fallback_runs_and_its_records_agree(tmp_path):
     assert agreement["agree"] and agreement["n_examples"] == 40
     assert agreement["clean_cpu"] > 0.5  # a trained model, so the attacks had points to attack
     assert "benchmarks" not in record
+    assert record["rlab"]["exit_code"] == 0 and 0.0 <= record["rlab"]["success_rate"] <= 1.0
     assert "## GPU check on CPU" in done.stdout
 
 

@@ -26,6 +26,7 @@ from rlrobust.experiments.presets.resolve import (
     flatten_run,
 )
 from rlrobust.experiments.reproduce import reproduce
+from rlrobust.stats import format_seed_summary
 
 # Tiny tensors: one torch thread avoids start-up and contention costs (see conftest.py).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -47,7 +48,16 @@ def test_smoke_scale_reports_ours_beside_the_paper(tmp_path, name):
     values = {r.value for r in preset.references}
     assert {r["paper"] for r in rows if r["paper"] is not None} <= values
     for row in paired:
-        assert f"{row['ours_mean']:.2f} ± {row['ours_std']:.2f}" in report
+        # mean ± std [interval] over seeds, or the mean marked "1 seed": never a bare mean
+        ours = format_seed_summary(
+            {
+                "mean": row["ours_mean"],
+                "std": row["ours_std"],
+                "interval": row["ours_interval"],
+                "n": row["n_seeds"],
+            }
+        )
+        assert ours in report and ("[" in ours or "1 seed" in ours)
         assert f"{row['paper']:.2f}" in report
     lines = record["difference_lines"]
     assert record["differences"] and all(line in report for line in lines)

@@ -118,3 +118,26 @@ def test_earlier_outputs_are_kept_or_fully_replaced(digits_run, tmp_path, capsys
     assert not (out / "retrained.safetensors").exists()
     assert "retraining" not in json.loads((out / "rlab.json").read_text())
     assert (out / "notes.txt").read_text() == "mine"  # not an output of the attack: kept
+
+
+def test_an_unknown_or_absent_device_fails_before_any_work(tmp_path, monkeypatch, capsys):
+    """`--device` is resolved before the victim is loaded (a CPU-only host asked for cuda)."""
+    import json
+
+    import torch
+
+    from rlrobust.attacks.rlab import run as rlab_run
+    from rlrobust.commands import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({}))
+
+    def no_work(*_args, **_kwargs):
+        raise AssertionError("the victim was loaded before the device was checked")
+
+    monkeypatch.setattr(rlab_run, "load_victim", no_work)
+    device = "cuda:7" if not torch.cuda.is_available() else "nonsense"
+    assert main(["attack", "rlab", str(run_dir), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err or "unknown device" in err

@@ -185,3 +185,16 @@ def test_bootstrap_is_seeded_and_degenerate_when_runs_agree():
     assert same["difference"] == 0.0 and same["interval"] == [0.0, 0.0]
     with pytest.raises(RLRobustError, match="n_resamples"):
         paired_bootstrap(a, b, n_resamples=0)
+
+
+def test_seed_interval_is_cut_at_the_bounds_and_says_so():
+    from rlrobust.stats import seed_summary
+
+    open_ = seed_summary([98.2, 99.0])
+    assert open_["interval"][1] > 100  # two seeds: a wide t interval past 100 %
+    cut = seed_summary([98.2, 99.0], bounds=(0.0, 100.0))
+    assert cut["interval"][1] == 100.0 and cut["clipped"]
+    assert cut["interval"][0] == pytest.approx(open_["interval"][0])
+    inside = seed_summary([50.0, 52.0, 51.0], bounds=(0.0, 100.0))
+    assert not inside["clipped"]
+    assert inside["interval"] == seed_summary([50.0, 52.0, 51.0])["interval"]

@@ -146,13 +146,19 @@ def t_quantile(level: float, df: int) -> float:
     return math.sqrt(df * (1.0 - x) / x)
 
 
-def seed_summary(values: Sequence[float], level: float = DEFAULT_LEVEL) -> dict:
+def seed_summary(
+    values: Sequence[float],
+    level: float = DEFAULT_LEVEL,
+    bounds: tuple[float, float] | None = None,
+) -> dict:
     """Mean, sample standard deviation (n - 1) and a Student-t interval for the mean over seeds.
 
     The interval is mean -/+ t_{df=n-1} * std / sqrt(n): it treats the seeds as independent draws
     from the distribution of training outcomes, which is what re-running with a new seed is.
     With one seed there is no spread to estimate: ``std`` and ``interval`` are None and ``note``
     says so (a single run's uncertainty over test images is its Wilson interval instead).
+    ``bounds`` (e.g. (0, 100) for accuracies in %): the t interval knows no bounds and can
+    reach past them with few seeds; it is cut at them and ``clipped`` says so.
     """
     level = _check_level(level)
     values = [float(v) for v in values]
@@ -166,7 +172,12 @@ def seed_summary(values: Sequence[float], level: float = DEFAULT_LEVEL) -> dict:
         return out
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile(level, n - 1) * std / math.sqrt(n)
-    out.update(std=std, interval=[mean - half, mean + half])
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        clipped = low < bounds[0] or high > bounds[1]
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+        out["clipped"] = clipped
+    out.update(std=std, interval=[low, high])
     return out
 
 

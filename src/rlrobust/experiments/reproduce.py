@@ -17,7 +17,7 @@ from rlrobust.experiments.presets import Plan, build_plan, get_preset
 from rlrobust.experiments.presets.resolve import difference_lines
 from rlrobust.experiments.sweep import mean_std, run_sweep, summary_table
 from rlrobust.files import atomic_write_json, atomic_write_text
-from rlrobust.stats import seed_summary
+from rlrobust.stats import format_seed_summary, seed_summary
 
 
 def plan(name: str, scale: str) -> Plan:
@@ -74,7 +74,7 @@ def add_extra_metrics(summary: dict, extra: dict) -> None:
         for name in names:
             values = [per_seed[s][name] for s in sorted(per_seed) if name in per_seed[s]]
             mean, std = mean_std(values)
-            spread = seed_summary(values)
+            spread = seed_summary(values, bounds=(0.0, 100.0))  # accuracies in %
             group["metrics"][name] = {
                 "mean": mean,
                 "std": std,
@@ -102,6 +102,7 @@ def comparison_rows(preset, summary: dict) -> list[dict]:
                     "metric": metric,
                     "ours_mean": stat["mean"] if stat else None,
                     "ours_std": stat["std"] if stat else None,
+                    "ours_interval": stat.get("interval") if stat else None,
                     "n_seeds": stat["n"] if stat else 0,
                     "paper": ref.value if ref else None,
                     "paper_metric": (ref.paper_metric or ref.metric) if ref else None,
@@ -113,12 +114,20 @@ def comparison_rows(preset, summary: dict) -> list[dict]:
 
 def comparison_table(rows: list[dict]) -> str:
     lines = [
-        "| arm | metric | ours (%, mean ± std) | paper (%) | paper source |",
+        "| arm | metric | ours (%, mean ± std [95 % interval]) | paper (%) | paper source |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
         ours = (
-            f"{row['ours_mean']:.2f} ± {row['ours_std']:.2f} (n={row['n_seeds']})"
+            format_seed_summary(
+                {
+                    "mean": row["ours_mean"],
+                    "std": row["ours_std"],
+                    "interval": row.get("ours_interval"),
+                    "n": row["n_seeds"],
+                }
+            )
+            + f" (n={row['n_seeds']})"
             if row["ours_mean"] is not None
             else "not measured at this scale"
         )

@@ -495,7 +495,7 @@ def aggregate(sweep_dir: str | Path, points: list[SweepPoint]) -> dict:
             values = [m[name] for m in group["runs"].values() if name in m]
             mean, std = mean_std(values)
             # the 95 % Student-t interval for the mean over seeds (None with one seed)
-            spread = seed_summary(values)
+            spread = seed_summary(values, bounds=(0.0, 100.0))  # accuracies in %
             stats[name] = {
                 "mean": mean,
                 "std": std,

@@ -61,7 +61,8 @@ BEST_MONITOR_WEIGHTS = "model-best-monitor-pgd.safetensors"
 
 def draw_seed(generator: torch.Generator | None) -> int:
     """A fresh attack seed for this batch, from the step's (per-epoch) generator."""
-    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
+    device = generator.device if generator is not None else None  # a CUDA generator draws there
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=device).item())
 
 
 def threat_model_stats(x_adv: Tensor, x: Tensor, eps: float) -> dict[str, float]:

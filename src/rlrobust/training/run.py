@@ -254,7 +254,9 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
         # Each rank its own stream under torchrun; rank 0 (and a single process) the plain one.
         stream = rank_stream(epoch_seed(seed, epoch), 0 if ddp is None else ddp.rank)
         torch.manual_seed(stream)  # dropout and other global-RNG draws
-        generator = make_generator(stream)  # action sampling, exploration, attack starts
+        # Action sampling, exploration, attack starts. On a GPU the generator lives there, so
+        # sampled actions never travel GPU -> CPU -> GPU (the CPU stream is unchanged).
+        generator = make_generator(stream, device if device.type == "cuda" else "cpu")
         loader.set_epoch(epoch)
         lr = lr_at_epoch(cfg.optim, epoch, cfg.train.epochs)
         set_lr(optimizer, lr)

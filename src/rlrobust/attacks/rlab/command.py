@@ -187,6 +187,12 @@ def add_rlab_parser(attack_sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seeds the subset, filters and agent")
     p.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, cuda, cuda:N or auto: where the victim, the agent and the episodes run "
+        "(default: cpu)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier attack's outputs in --out (removed first: no stale grid.png or "
@@ -202,6 +208,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from rlrobust.attacks.rlab.retrain import Retraining
     from rlrobust.attacks.rlab.run import RLABExperiment, load_victim, run_rlab
     from rlrobust.attacks.rlab.train_agent import AgentTraining
+    from rlrobust.devices import resolve_device
     from rlrobust.outputs import claim_outputs, remove_outputs
 
     check_arguments(args)
@@ -239,8 +246,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if exp.retrain is not None:
         exp.retrain.check()
     out = Path(args.out) if args.out else run_dir / f"rlab-{args.agent}"
+    device = resolve_device(args.device)  # before any work: an unknown or absent device fails
     stale = claim_outputs(out, RLAB_OUTPUTS, args.overwrite, "`rlrobust attack rlab`")
     model, test, train = load_victim(run_dir, args.n_examples, args.seed)
+    model = model.to(device)
     check_fits(model, test, exp)  # the patch size and the greedy probes fit these inputs
     remove_outputs(stale)
     log = (lambda *_: None) if args.quiet else print

@@ -120,6 +120,7 @@ class LearnedAgent:
 
     def run(self, env: RLABEnv, generator: torch.Generator | None = None) -> None:
         self.check_ops(env)
+        self.net.to(env.x0.device)  # the policy acts where the episode's tensors are
         self.net.eval()
         static = static_features(env)
         with torch.no_grad():

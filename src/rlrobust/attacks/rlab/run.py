@@ -93,6 +93,12 @@ def as_float(data: ImageData) -> tuple[Tensor, Tensor]:
     return data.images.float() / 255.0, data.labels
 
 
+def victim_device(model: nn.Module) -> torch.device:
+    """Where the victim's parameters are (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 def mask_reference(data: ImageData, choice: str = "auto") -> tuple[str, Tensor | None]:
     """(reference kind, (N, *spatial) ground-truth masks or None) for ``data``'s inputs.
 
@@ -122,10 +128,11 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
     if (directory / AGENT_WEIGHTS).is_file():
         log(f"loading the RLAB agent in {directory}")
         return LearnedAgent.load(directory), {"agent": "learned", "agent_dir": str(directory)}
-    x_train, y_train = as_float(train)
+    device = victim_device(model)
+    x_train, y_train = (t.to(device) for t in as_float(train))
 
     def sample(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        index = torch.randint(0, x_train.shape[0], (n,), generator=generator)
+        index = torch.randint(0, x_train.shape[0], (n,), generator=generator, device=device)
         return x_train[index], y_train[index]
 
     ops = exp.settings.operations()
@@ -153,6 +160,7 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
         exp.training,
         seed=exp.settings.seed,
         progress=report,
+        device=device,
     )
     bar.close()
     seconds = time.perf_counter() - start
@@ -215,7 +223,7 @@ def run_rlab(
     exp.check()
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    x, y = as_float(test)
+    x, y = (t.to(victim_device(model)) for t in as_float(test))
     agent, agent_info = get_agent(model, exp, train, log)
     log(f"RLAB ({agent.name}) on {x.shape[0]} test inputs, budget {exp.settings.budget} queries")
     start = time.perf_counter()

@@ -69,12 +69,15 @@ def train_agent(
     settings: AgentTraining,
     seed: int = 0,
     progress: Callable[[int, dict], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[LearnedAgent, list[dict]]:
     """Train a policy on episodes from ``make_env(x, y, generator)`` over batches drawn by
     ``sample_batch(batch_size, generator)``. Returns the agent and one stats dict per iteration."""
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    net = PolicyNet(num_ops, settings.hidden)
+    # The generator and the policy live on the victim's device (filters draw their noise
+    # there); on the CPU this is the stream the agent always had.
+    generator = torch.Generator(device=device).manual_seed(seed)
+    net = PolicyNet(num_ops, settings.hidden).to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=settings.lr)
     history = []
     for it in range(settings.iterations):
