@@ -68,6 +68,32 @@ def fit_full_batch():
     return fit
 
 
+@pytest.fixture(scope="session")
+def digits_mlp(fit_full_batch):
+    """``digits_mlp(seed)``: a fresh copy of an MLP fitted on the digits training split (150
+    full-batch Adam steps; the fit is computed once per seed and shared by every test file)."""
+    import copy
+
+    import torch
+
+    from rlrobust.data import load_dataset
+    from rlrobust.models import build_model
+
+    fitted = {}
+
+    def build(seed: int = 0):
+        if seed not in fitted:
+            torch.manual_seed(seed)
+            train = load_dataset("digits", "train")
+            model = build_model(
+                "mlp", num_classes=10, in_channels=1, image_size=8, mean=train.mean, std=train.std
+            )
+            fitted[seed] = fit_full_batch(model, train)
+        return copy.deepcopy(fitted[seed])
+
+    return build
+
+
 # The reference comparisons (pyautoattack, torchattacks) and the slow tests run the real
 # algorithms: on a busy shared machine they can take many times their idle time, so they get
 # three times the default timeout (pyproject's `timeout`) unless they set their own.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rlrobust.attacks import PGD, AutoAttack, build_attack
@@ -16,7 +15,6 @@ from rlrobust.errors import ConfigError
 from rlrobust.evaluation.presets import preset_attacks
 from rlrobust.evaluation.protocol import evaluate
 from rlrobust.evaluation.suite import run_suite, with_eot
-from rlrobust.models import build_model
 
 
 class GradientShield(nn.Module):
@@ -38,20 +36,8 @@ class GradientShield(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def mlp():
-    torch.manual_seed(0)
-    train = load_dataset("digits", "train")
-    model = build_model(
-        "mlp", num_classes=10, in_channels=1, image_size=8, mean=train.mean, std=train.std
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = train.images.float() / 255
-    for _ in range(150):
-        loss = F.cross_entropy(model(x), train.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+def mlp(digits_mlp):
+    return digits_mlp(0)
 
 
 @pytest.fixture(scope="module")

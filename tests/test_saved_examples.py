@@ -7,35 +7,17 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from rlrobust.attacks import FGSM, PGD, SavedExamples, audit_examples, load_examples
 from rlrobust.attacks.saved import ExampleSet, save_examples
 from rlrobust.data import load_dataset
 from rlrobust.errors import ConfigError, DataError
 from rlrobust.evaluation.protocol import WORST_CASE_FILE, evaluate
-from rlrobust.models import build_model
-
-
-def train_mlp(seed: int):
-    torch.manual_seed(seed)
-    train = load_dataset("digits", "train")
-    model = build_model(
-        "mlp", num_classes=10, in_channels=1, image_size=8, mean=train.mean, std=train.std
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = train.images.float() / 255
-    for _ in range(150):
-        loss = F.cross_entropy(model(x), train.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
-def models():
-    return train_mlp(0), train_mlp(1)
+def models(digits_mlp):
+    return digits_mlp(0), digits_mlp(1)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from rlrobust.attacks import build_attack
 from rlrobust.cli import main
@@ -17,25 +16,9 @@ from rlrobust.evaluation.suite import run_suite
 from rlrobust.models import build_model
 
 
-def train_mlp(seed: int, steps: int = 150):
-    torch.manual_seed(seed)
-    data = load_dataset("digits", "train")
-    model = build_model(
-        "mlp", num_classes=10, in_channels=1, image_size=8, mean=data.mean, std=data.std
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    x = data.images.float() / 255
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(model(x), data.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def models():
-    return train_mlp(0), train_mlp(1)
+def models(digits_mlp):
+    return digits_mlp(0), digits_mlp(1)
 
 
 @pytest.fixture(scope="module")
