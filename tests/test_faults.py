@@ -320,3 +320,19 @@ def test_an_empty_evaluation_is_refused():
         evaluate(torch.nn.Flatten(), empty, [FGSM(eps=0.1)])
     with pytest.raises(ConfigError, match="at least one test image"):
         load_config(overrides={"eval.n_examples": 0})
+
+
+def test_a_same_named_model_module_in_another_folder_is_not_reused(tmp_path, monkeypatch):
+    """Two folders, each with its own my_models.py: the one in the current folder is built."""
+    from rlrobust.models.external import load_model_function
+
+    for name, width in (("a", 3), ("b", 5)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "fault_shadow_models.py").write_text(
+            f"import torch\n\ndef build():\n    return torch.nn.Linear(2, {width})\n"
+        )
+    monkeypatch.chdir(tmp_path / "a")
+    assert load_model_function("fault_shadow_models:build").out_features == 3
+    monkeypatch.chdir(tmp_path / "b")
+    assert load_model_function("fault_shadow_models:build").out_features == 5

@@ -41,8 +41,8 @@ def _build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argume
     """The top-level parser and each command's own (for errors that should show its usage)."""
     parser = argparse.ArgumentParser(
         prog="rlrobust",
-        description="Train image classifiers with policy-gradient objectives and evaluate their "
-        "adversarial robustness.",
+        description="Train classifiers (images, signals, video clips) with policy-gradient "
+        "objectives and evaluate their adversarial robustness.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     parsers = {}

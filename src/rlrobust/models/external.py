@@ -15,6 +15,21 @@ from torch import nn
 from rlrobust.errors import ConfigError
 
 
+def forget_stale_module(module_name: str, folder: Path) -> None:
+    """Drop an imported module of that name when ``folder`` holds another file of that name.
+
+    In one process (a notebook, a test run, a sweep) an earlier ``my_models`` from another
+    folder would otherwise be reused and silently build the wrong model.
+    """
+    loaded = sys.modules.get(module_name)
+    local = folder / (module_name.replace(".", "/") + ".py")
+    if loaded is None or not local.is_file():
+        return
+    loaded_file = getattr(loaded, "__file__", None)
+    if loaded_file is None or Path(loaded_file).resolve() != local.resolve():
+        del sys.modules[module_name]
+
+
 def load_model_function(spec: str) -> nn.Module:
     """Import ``package.module:function`` and return ``function()``, checked to be an nn.Module.
 
@@ -26,6 +41,8 @@ def load_model_function(spec: str) -> nn.Module:
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    forget_stale_module(module_name, Path(cwd))
+    importlib.invalidate_caches()  # a file written since the import system last looked
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
