@@ -121,9 +121,12 @@ def check_inputs(x: Tensor, y: Tensor) -> None:
             f"x must have a batch dimension, shape (N, ...), got shape {tuple(x.shape)}; "
             "use x.unsqueeze(0) for a single example"
         )
-    if torch.isnan(x).any():
+    # One transfer to the host for the three checks (on a GPU each .item() waits for the device).
+    has_nan, low, high = torch.stack(
+        [torch.isnan(x).any().to(x.dtype), x.min(), x.max()]
+    ).tolist()
+    if has_nan:
         raise DataError("x contains NaN values; clean the input data before attacking it")
-    low, high = x.min().item(), x.max().item()
     if low < 0 or high > 1:
         raise DataError(
             f"x must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; feed raw pixels "
