@@ -343,3 +343,25 @@ def test_committed_findings_document_matches_the_committed_records():
         "docs/findings.md differs from what results/ gives; regenerate it with "
         f"`{document.BUILD_COMMAND}` (from the repository root) and commit both"
     )
+
+
+def test_no_record_under_results_is_git_ignored():
+    """A record the ignore rules hide would be missing from every clone (and from CI), so the
+    committed document could not be rebuilt there."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(root)) for p in (root / "results").rglob("*") if p.is_file()]
+    assert files
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin"],
+        input="\n".join(files),
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert done.stdout.strip() == "", f"ignored by .gitignore: {done.stdout.split()[:5]}"
