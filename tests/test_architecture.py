@@ -50,8 +50,8 @@ def _type_checking_block(node: ast.AST) -> bool:
 
 
 def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """The rlrobust modules that ``name`` imports (``from a.b import c`` counts a.b.c when it
-    is a module, else a.b)."""
+    """The rlrobust modules that ``name`` imports: ``from a.b import c`` counts a.b (whose
+    ``__init__`` runs first) and also a.b.c when that is a module."""
     is_package = path.name == "__init__.py"
     found: set[str] = set()
 
@@ -67,9 +67,11 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
                 anchor = anchor if is_package else anchor[:-1]
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                found.add(candidate if candidate in known else base)
+                if candidate in known:
+                    found.add(candidate)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -136,9 +138,15 @@ def test_the_walker_sees_lazy_and_relative_imports(tmp_path):
     paths = {f"pkg.{p.stem}" if p.stem != "__init__" else "pkg": p for p in package.glob("*.py")}
     graph = {name: imported_modules(name, path, set(paths)) for name, path in paths.items()}
     assert graph["pkg.a"] == {"pkg.b"}
-    assert graph["pkg.b"] == {"pkg.a"}
+    assert graph["pkg.b"] == {"pkg", "pkg.a"}  # `from . import a` runs pkg's __init__ too
     assert graph["pkg.c"] == set()
     assert strongly_connected(graph) == [["pkg.a", "pkg.b"]]
+    # A package whose __init__ imports a module that imports the package back is a circle too.
+    (package / "__init__.py").write_text("from pkg import d\n")
+    (package / "d.py").write_text("from pkg import a\n")  # pkg's __init__ runs first
+    paths["pkg.d"] = package / "d.py"
+    graph = {name: imported_modules(name, path, set(paths)) for name, path in paths.items()}
+    assert ["pkg", "pkg.d"] in strongly_connected(graph)
 
 
 def test_no_import_circles_in_src():

@@ -179,7 +179,6 @@ class GradInForward(nn.Module):
 
 
 def test_pyautoattack_sanity_warnings_are_recorded_and_the_dynamic_count_is_reset():
-    pytest.importorskip("pyautoattack")
     from rlrobust.attacks.autoattack import AutoAttack, sanity_warnings
 
     torch.manual_seed(0)

@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image  # the images extra; in dev, so a missing Pillow fails, never skips
 
 from rlrobust.config import load_config
 from rlrobust.data import load_dataset
 from rlrobust.data.own import channel_stats, stratified_split
 from rlrobust.errors import DataError
-
-Image = pytest.importorskip("PIL.Image", reason="the folder data set needs Pillow")
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

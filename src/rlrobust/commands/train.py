@@ -78,7 +78,8 @@ def list_names() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rlrobust.commands import evaluate
+    from rlrobust.commands.evaluate import defaults as evaluate_defaults
+    from rlrobust.commands.evaluate import run as evaluate_run
     from rlrobust.runs import saved_config
     from rlrobust.training.run import train_run
 
@@ -109,7 +110,5 @@ def run(args: argparse.Namespace) -> int:
     state = train_run(cfg, out, resume=args.resume, progress=progress_enabled(args), log=log)
     log(f"finished {state['epoch']} epochs; weights in {out / 'model.safetensors'}")
     if args.evaluate and is_main_process():  # one evaluation, by rank 0, after training
-        return evaluate.run(
-            evaluate.defaults(run=str(out), quiet=args.quiet, single_process=True)
-        )
+        return evaluate_run(evaluate_defaults(run=str(out), quiet=args.quiet, single_process=True))
     return 0
