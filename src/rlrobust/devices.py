@@ -32,6 +32,12 @@ COMPILED_PREFIX = "_orig_mod."
 # --------------------------------------------------------------------------- device
 
 
+def module_device(model: nn.Module) -> torch.device:
+    """Where a model's parameters are (the CPU for a model without any)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
 def resolve_device(name: str) -> torch.device:
     """``torch.device`` for a config's device name; "auto" picks CUDA when it is available."""
     if name == "auto":

@@ -206,15 +206,7 @@ def load_run_model(
     classes, input shape and normalisation from the data set it names), the weights from
     ``model.safetensors``.
     """
-    run_dir = require_run_dir(run_dir, what)
-    weights = run_dir / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(
-            f"{run_dir} holds no {WEIGHTS_FILE}; let `rlrobust train` finish at least one "
-            "epoch (or resume it with --resume) before using it"
-        )
-    model = load_weights(model_from_config(saved_config(run_dir)), weights)
-    return model.to(device).eval()
+    return load_run(run_dir, device=device, what=what).model
 
 
 @dataclass
@@ -232,17 +224,19 @@ def load_run(
     run_dir: str | os.PathLike,
     cfg: RunConfig | None = None,
     device: str | torch.device | None = None,
+    what: str = "a run directory",
 ) -> LoadedRun:
     """The run's config (or ``cfg``, the saved config with a caller's overrides), its trained
-    model on ``device`` (default: the config's ``train.device``) and its evaluation test split."""
-    run_dir = require_run_dir(run_dir)
+    model on ``device`` (default: the config's ``train.device``) and its evaluation test split.
+    ``what`` names the folder in the error for one that is no run (e.g. a transfer surrogate)."""
+    run_dir = require_run_dir(run_dir, what)
     cfg = saved_config(run_dir) if cfg is None else cfg
     test = load_test_split(cfg)
     weights = run_dir / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(
             f"{run_dir} holds no {WEIGHTS_FILE}; let `rlrobust train` finish at least one "
-            "epoch (or resume it with --resume) first"
+            "epoch (or resume it with --resume) before using it"
         )
     model = load_weights(model_for(cfg.model, test), weights)
     device = resolve_device(cfg.train.device) if device is None else torch.device(device)

@@ -89,6 +89,10 @@ def make_logger(args: argparse.Namespace):
     return (lambda *_: None) if getattr(args, "quiet", False) else print
 
 
+#: the registries a command that takes the whole config (train, sweep) names in its help.
+CONFIG_NAMES = ("datasets", "models", "objectives", "defences", "attacks", "eval_presets")
+
+
 def registry_names(*kinds: str) -> str:
     """Help text listing every accepted name of the registries ``kinds`` (datasets, models,
     objectives, attacks) and of the fixed choices (eval presets, defences), one line each."""

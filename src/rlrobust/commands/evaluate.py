@@ -197,9 +197,9 @@ def run_ray_shards(args: argparse.Namespace, cfg, out: Path, log) -> None:
     GPUs), all writing units into the same partial state, which then holds every unit."""
     if args.run is None:
         raise RLRobustError("--shards with Ray needs a run directory (the tasks load it)")
-    from rlrobust.experiments.sweep import _import_ray, connect_ray, gpus_per_task
+    from rlrobust.experiments.sweep import connect_ray, gpus_per_task, import_ray
 
-    ray = _import_ray()
+    ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         connect_ray(ray, args.address, jobs=args.shards, threads=1)
@@ -220,16 +220,19 @@ def run_ray_shards(args: argparse.Namespace, cfg, out: Path, log) -> None:
 def evaluate_shard(run: str, config: dict, shard: tuple[int, int], out: str, name: str) -> dict:
     """One shard of a run's evaluation in this process (a Ray task calls it)."""
     from rlrobust.config import RunConfig, from_dict
-    from rlrobust.devices import resolve_device
     from rlrobust.evaluation.suite import run_suite_for_config
-    from rlrobust.runs import load_test_split, model_for
-    from rlrobust.weights import load_weights
+    from rlrobust.runs import load_run
 
-    cfg = from_dict(RunConfig, config)
-    test = load_test_split(cfg)
-    device = resolve_device(cfg.train.device)
-    model = load_weights(model_for(cfg.model, test), Path(run) / "model.safetensors").to(device)
-    result = run_suite_for_config(model, test, cfg, device=device, out=out, name=name, shard=shard)
+    loaded = load_run(run, from_dict(RunConfig, config))  # on the config's device
+    result = run_suite_for_config(
+        loaded.model,
+        loaded.test,
+        loaded.config,
+        device=loaded.device,
+        out=out,
+        name=name,
+        shard=shard,
+    )
     return result["shard"]
 
 
@@ -237,8 +240,9 @@ def evaluation_target(args: argparse.Namespace):
     """(config, model, test images, output folder, model source) for a run directory or a
     user's MODULE:FUNCTION; the source (what was evaluated, with the weights' sha256 and any
     warnings) goes into the record."""
+    from rlrobust.data.download import file_digest
     from rlrobust.models.external import load_model_function
-    from rlrobust.runs import load_test_split, model_for, read_state, saved_config
+    from rlrobust.runs import WEIGHTS_FILE, load_run, load_test_split, read_state, saved_config
     from rlrobust.weights import load_weights
 
     overrides = overrides_from(args)
@@ -253,7 +257,8 @@ def evaluation_target(args: argparse.Namespace):
         source = {"kind": "module_function", "module": module, "function": function}
         if args.weights:
             load_weights(model, args.weights)
-            source["weights"] = {"path": str(args.weights), "sha256": sha256_of(args.weights)}
+            digest = file_digest(args.weights, "sha256")
+            source["weights"] = {"path": str(args.weights), "sha256": digest}
         else:
             source["weights"] = None
             source["warnings"] = [
@@ -276,19 +281,13 @@ def evaluation_target(args: argparse.Namespace):
     for key, value in overrides.items():
         set_by_path(cfg, key, value)
     validate(cfg)
-    test = load_test_split(cfg)
-    weights = run_dir / "model.safetensors"
-    if not weights.is_file():
-        raise RLRobustError(
-            f"{run_dir} holds no model.safetensors yet: let `rlrobust train` finish an epoch "
-            "(resume it with `rlrobust train --out RUN --resume`)"
-        )
-    model = load_weights(model_for(cfg.model, test), weights)
+    loaded = load_run(run_dir, cfg, device="cpu")  # moved to the evaluation's device later
+    weights = run_dir / WEIGHTS_FILE
     state = read_state(run_dir) or {}
     source = {
         "kind": "run",
         "run": str(run_dir),
-        "weights": {"path": str(weights), "sha256": sha256_of(weights)},
+        "weights": {"path": str(weights), "sha256": file_digest(weights, "sha256")},
         "epochs_trained": state.get("epoch"),
         "epochs_configured": cfg.train.epochs,
         "finished": bool(state.get("finished")),
@@ -298,15 +297,4 @@ def evaluation_target(args: argparse.Namespace):
             f"{run_dir} is unfinished: its newest checkpoint (epoch {state.get('epoch')} of "
             f"{cfg.train.epochs}) is evaluated; the record says so (model_source.finished false)"
         ]
-    return cfg, model, test, Path(args.out) if args.out else run_dir, source
-
-
-def sha256_of(path) -> str:
-    """The sha256 of a file, read in chunks (weights files can be large)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return cfg, loaded.model, loaded.test, Path(args.out) if args.out else run_dir, source

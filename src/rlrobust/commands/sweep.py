@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from rlrobust.commands.common import (
+    CONFIG_NAMES,
     add_config_options,
     make_logger,
     overrides_from,
@@ -54,7 +55,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="train (and evaluate) a grid of configs x seeds, resumably; mean ± std over seeds",
         epilog=EPILOG
         + "\n"
-        + registry_names("datasets", "models", "objectives", "defences", "attacks", "eval_presets"),
+        + registry_names(*CONFIG_NAMES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

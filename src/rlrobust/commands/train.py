@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rlrobust.commands.common import (
+    CONFIG_NAMES,
     add_config_options,
     add_quiet,
     is_main_process,
@@ -31,7 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="train a model",
         epilog=EPILOG
         + "\n"
-        + registry_names("datasets", "models", "objectives", "defences", "attacks", "eval_presets"),
+        + registry_names(*CONFIG_NAMES),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

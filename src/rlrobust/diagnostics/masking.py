@@ -47,6 +47,7 @@ from rlrobust.attacks.base import (
 from rlrobust.attacks.fgsm import FGSM
 from rlrobust.attacks.losses import get_loss
 from rlrobust.attacks.pgd import PGD
+from rlrobust.devices import module_device
 from rlrobust.diagnostics.masking_checks import (
     NOISE_FRACTION_OF_EPS,
     RANDOM_FORWARD_TOLERANCE,
@@ -295,8 +296,7 @@ def _resolve_budget(budget: str | MaskingBudget) -> MaskingBudget:
 def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
-    first = next(iter(model.parameters()), None)
-    return first.device if first is not None else torch.device("cpu")
+    return module_device(model)
 
 
 def _choose_points(n_total: int, n_points: int, seed: int) -> Tensor:

@@ -275,7 +275,7 @@ def evaluate_run(run_dir: Path, title: str) -> dict:
 # --- the sweep ----------------------------------------------------------------------------------
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
     except ImportError:
@@ -316,7 +316,7 @@ def run_sweep(
     """
     if backend not in {"local", "ray"}:
         raise ConfigError(f"unknown sweep backend {backend!r}; choose local or ray")
-    ray = _import_ray() if backend == "ray" else None
+    ray = import_ray() if backend == "ray" else None
     sweep_dir = Path(sweep_dir)
     points = expand_points(spec)
     manifest = _load_manifest(sweep_dir, spec) or {"spec": spec.to_dict(), "points": {}}

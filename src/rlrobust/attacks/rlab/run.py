@@ -33,6 +33,7 @@ from rlrobust.attacks.rlab.retrain import Retraining, finetune_on_examples
 from rlrobust.attacks.rlab.train_agent import AgentTraining, train_agent
 from rlrobust.attacks.square import Square
 from rlrobust.data.dataset import ImageData
+from rlrobust.devices import module_device
 from rlrobust.errors import ConfigError
 from rlrobust.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rlrobust.weights import save_weights
@@ -93,11 +94,6 @@ def as_float(data: ImageData) -> tuple[Tensor, Tensor]:
     return data.images.float() / 255.0, data.labels
 
 
-def victim_device(model: nn.Module) -> torch.device:
-    """Where the victim's parameters are (the CPU for a model without any)."""
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
 
 def mask_reference(data: ImageData, choice: str = "auto") -> tuple[str, Tensor | None]:
     """(reference kind, (N, *spatial) ground-truth masks or None) for ``data``'s inputs.
@@ -128,7 +124,7 @@ def get_agent(model: nn.Module, exp: RLABExperiment, train: ImageData, log: Call
     if (directory / AGENT_WEIGHTS).is_file():
         log(f"loading the RLAB agent in {directory}")
         return LearnedAgent.load(directory), {"agent": "learned", "agent_dir": str(directory)}
-    device = victim_device(model)
+    device = module_device(model)
     x_train, y_train = (t.to(device) for t in as_float(train))
 
     def sample(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -223,7 +219,7 @@ def run_rlab(
     exp.check()
     out.mkdir(parents=True, exist_ok=True)
     model.eval()
-    x, y = (t.to(victim_device(model)) for t in as_float(test))
+    x, y = (t.to(module_device(model)) for t in as_float(test))
     agent, agent_info = get_agent(model, exp, train, log)
     log(f"RLAB ({agent.name}) on {x.shape[0]} test inputs, budget {exp.settings.budget} queries")
     start = time.perf_counter()

@@ -67,6 +67,20 @@ def lambda_grid(values: list[float]) -> dict[str, list]:
     return {LAM_KEYS[0]: list(values), LAM_KEYS[1]: list(values)}
 
 
+def smoke_grid(corner: list[float]) -> Delta:
+    """Smoke scale of a lambda table: a 2 x 2 corner of the 7 x 7 grid."""
+    return Delta("smoke grid", "a 2 x 2 corner of the 7 x 7 grid", {"grid": lambda_grid(corner)})
+
+
+def laptop_grid(values: list[float]) -> Delta:
+    """Laptop scale of a lambda table: a 3 x 3 sub-grid."""
+    return Delta(
+        "laptop grid",
+        "a 3 x 3 sub-grid of the 7 x 7 grid keeps 18 runs within an hour",
+        {"grid": lambda_grid(values)},
+    )
+
+
 def grid_references(table: dict, source: str) -> list[Reference]:
     """Every cell of a Kim lambda table as three references (clean, FGSM, PGD)."""
     refs = []
@@ -107,11 +121,7 @@ def kim_lambda() -> Preset:
                     SMOKE_ATTACKS,
                     smoke_epochs(2),
                     smoke_runs(),
-                    Delta(
-                        "smoke grid",
-                        "a 2 x 2 corner of the 7 x 7 grid",
-                        {"grid": lambda_grid([0.75, 1.5])},
-                    ),
+                    smoke_grid([0.75, 1.5]),
                 ]
             ),
             "laptop": Scale(
@@ -119,11 +129,7 @@ def kim_lambda() -> Preset:
                     LAPTOP_FOR_MNIST,
                     *laptop_schedule(),
                     laptop_runs(),
-                    Delta(
-                        "laptop grid",
-                        "a 3 x 3 sub-grid of the 7 x 7 grid keeps 18 runs within an hour",
-                        {"grid": lambda_grid([0.25, 0.75, 1.5])},
-                    ),
+                    laptop_grid([0.25, 0.75, 1.5]),
                 ]
             ),
             "paper": Scale(),

@@ -22,7 +22,13 @@ from rlrobust.experiments.presets.common import (
     smoke_runs,
     stated,
 )
-from rlrobust.experiments.presets.kim import GRID_SOURCE, grid_references, lambda_grid
+from rlrobust.experiments.presets.kim import (
+    GRID_SOURCE,
+    grid_references,
+    lambda_grid,
+    laptop_grid,
+    smoke_grid,
+)
 from rlrobust.experiments.presets.kim_protocol import (
     cross_entropy,
     kim_base,
@@ -116,11 +122,7 @@ def kim_cifar_lambda() -> Preset:
                     SMOKE_ATTACKS,
                     smoke_epochs(2),
                     smoke_runs(),
-                    Delta(
-                        "smoke grid",
-                        "a 2 x 2 corner of the 7 x 7 grid",
-                        {"grid": lambda_grid([0.75, 1.25])},
-                    ),
+                    smoke_grid([0.75, 1.25]),
                 ]
             ),
             "laptop": Scale(
@@ -129,11 +131,7 @@ def kim_cifar_lambda() -> Preset:
                     laptop_attacks(),
                     *laptop_schedule(),
                     laptop_runs(),
-                    Delta(
-                        "laptop grid",
-                        "a 3 x 3 sub-grid of the 7 x 7 grid keeps 18 runs within an hour",
-                        {"grid": lambda_grid([0.25, 0.75, 1.25])},
-                    ),
+                    laptop_grid([0.25, 0.75, 1.25]),
                 ]
             ),
             "paper": Scale(),
