@@ -61,6 +61,12 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, resul
     from rlrobust.training import run as run_module
 
     run_module.accuracy = lambda *_args, **_kwargs: 0.9 if rank == 0 else 0.1
+    if rank != 0:  # only rank 0 looks at the folder: another rank could see it half-written
+
+        def never_here(*_args, **_kwargs):
+            raise AssertionError(f"rank {rank} checked the run folder itself")
+
+        run_module.check_run_dir = never_here
     captured = {}
     if "adversarial.method" in overrides:
         from rlrobust.training import l2l
@@ -87,7 +93,7 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, resul
         results.put({"rank": rank, "error": f"{type(error).__name__}: {error}"})
 
 
-def run_two_ranks(overrides: dict, run_dir) -> list[dict]:
+def run_two_ranks(overrides: dict, run_dir, *, allow_errors: bool = False) -> list[dict]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     port = _free_port()
@@ -105,7 +111,7 @@ def run_two_ranks(overrides: dict, run_dir) -> list[dict]:
             if process.is_alive():  # a rank waiting for ever: the bug this file guards against
                 process.terminate()
     errors = [o["error"] for o in outcomes if "error" in o]
-    assert not errors, errors
+    assert allow_errors or not errors, errors
     return sorted(outcomes, key=lambda o: o["rank"])
 
 
@@ -115,6 +121,18 @@ def test_ranks_with_different_accuracies_switch_together(tmp_path):
     # Rank 1's own accuracy (0.1) would never pass 0.8; it switches with rank 0 all the same.
     assert rank0["stages"] == rank1["stages"] == ["warmup", "main"]
     assert rank0["switch"] == rank1["switch"]
+
+
+@pytest.mark.slow
+def test_a_folder_rank_zero_refuses_fails_every_rank_with_its_reason(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("not a run")
+    rank0, rank1 = run_two_ranks(BASE, run_dir, allow_errors=True)
+    assert "not empty but holds no run" in rank0["error"]
+    assert "rank 0 could not prepare" in rank1["error"]
+    assert "not empty but holds no run" in rank1["error"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]  # nothing lost
 
 
 @pytest.mark.slow

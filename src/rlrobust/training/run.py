@@ -98,13 +98,12 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def check_run_dir(run_dir: Path, resume: bool, log=print, clear: bool = True) -> dict | None:
+def check_run_dir(run_dir: Path, resume: bool, log=print) -> dict | None:
     """The committed state of ``run_dir`` (None for a new run), or a clear error; nothing is read
     from data or model files yet, so a wrong folder fails at once.
 
     A folder that holds only what a run writes before its first checkpoint (a run killed in
     epoch 1) is emptied and restarted, with or without ``--resume``: no finished work is lost.
-    ``clear=False`` (the other ranks of a torchrun job) checks without touching the folder.
     """
     state = read_state(run_dir)
     if state is not None and state.get("finished"):
@@ -118,9 +117,8 @@ def check_run_dir(run_dir: Path, resume: bool, log=print, clear: bool = True) ->
             "it or choose another output directory"
         )
     if state is None and never_checkpointed(run_dir):
-        if clear:
-            log(f"{run_dir} holds a run that never reached its first checkpoint: restarting it")
-            clear_pre_checkpoint(run_dir)
+        log(f"{run_dir} holds a run that never reached its first checkpoint: restarting it")
+        clear_pre_checkpoint(run_dir)
         return None
     if state is None and resume:
         raise RunDirectoryError(
@@ -145,6 +143,37 @@ def ensure_writable(run_dir: Path) -> None:
             f"cannot write into the run directory {run_dir} ({error.strerror or error}); "
             "choose a writable --out"
         ) from None
+
+
+def _prepare_here(run_dir: Path, resume: bool, log) -> dict | None:
+    state = check_run_dir(run_dir, resume, log)
+    ensure_writable(run_dir)  # before any data or model is loaded
+    if state is not None:
+        remove_orphans(run_dir)  # temporary files of writes that a kill interrupted
+    return state
+
+
+def prepared_run_dir(run_dir: Path, resume: bool, log, ddp) -> dict | None:
+    """Check and prepare ``run_dir``; its committed state, or None for a new run.
+
+    Under torchrun only rank 0 looks at the folder and the others take its outcome, error
+    included: a rank that checked the folder itself could see rank 0's files half-written (and
+    refuse a folder that is fine), and a rank that failed alone would leave the others waiting.
+    """
+    if ddp is None:
+        return _prepare_here(run_dir, resume, log)
+    outcome, failure = None, None
+    if ddp.is_main:
+        try:
+            outcome = ("state", _prepare_here(run_dir, resume, log))
+        except Exception as error:  # every rank must hear of it, whatever it is
+            outcome, failure = ("error", f"{type(error).__name__}: {error}"), error
+    kind, value = ddp.from_main(outcome)
+    if failure is not None:
+        raise failure
+    if kind == "error":
+        raise RunDirectoryError(f"rank 0 could not prepare {run_dir}: {value}")
+    return value
 
 
 def train_run(
@@ -187,14 +216,8 @@ def _train_here(cfg, run_dir: Path, resume, progress, log, stop_after_epoch) -> 
 
 def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -> dict:
     """The run itself; ``ddp`` (a ``DistributedContext`` or None) switches on data parallelism."""
-    writes = ddp is None or ddp.is_main
-    state = check_run_dir(run_dir, resume, log, clear=writes)
-    if writes:
-        ensure_writable(run_dir)  # before any data or model is loaded
-        if state is not None:
-            remove_orphans(run_dir)  # temporary files of writes that a kill interrupted
-    if ddp is not None:
-        ddp.barrier()  # every rank has checked the folder before rank 0 writes into it
+    writes = ddp is None or ddp.is_main  # only rank 0 writes files
+    state = prepared_run_dir(run_dir, resume, log, ddp)
     if state is not None:
         # Everything from the saved config but the device, which may change on resume (a run
         # trained on a GPU continues on a CPU-only host: `rlrobust train --resume --device cpu`).
