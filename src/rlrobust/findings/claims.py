@@ -54,6 +54,26 @@ def _reproduce(preset: str, eps: str, claim: str, scale: str = "laptop") -> str:
     return f"{run}; for RUN in {out}/runs/*; do {evaluate}; done; {collect}"
 
 
+def _reproduce_lambda() -> str:
+    """Kim's lambda grid, then its (1.5, 1.5) cell again at lr 0.01 (the preset's is 0.1)."""
+    out, claim = "reproduce/kim-lambda-laptop", "kim-table2-lambda"
+    run = f"rlrobust reproduce kim-lambda --scale laptop --out {out}"
+    cell = f"{out}/runs/two_stage.warmup_options.lam-1.5__objective.options.lam-1.5__s0"
+    retrain = (
+        f"for S in 0 1 2; do rlrobust train --config {cell}/config.json --optim.lr 0.01 "
+        "--train.seed $S --evaluate --out reproduce/kim-lambda-lr/runs/lr0.01__s$S; done"
+    )
+    lr_run = "rlrobust train --config CELL_1.5_1.5/config.json --optim.lr 0.01 ..."
+    return "; ".join(
+        [
+            run,
+            COLLECT.format(out=out, claim=claim, run=run),
+            retrain,
+            COLLECT.format(out="reproduce/kim-lambda-lr", claim=claim, run=lr_run),
+        ]
+    )
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="kim-table3",
@@ -70,15 +90,17 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         id="kim-table2-lambda",
         paper="Kim (001), Table 2 (MNIST lambda1 x lambda2 grid, mean of 3 runs)",
-        statement="robustness rises with lambda2 at fixed lambda1; (1.5, 1.5) collapses",
+        statement="on MNIST every (lambda1, lambda2) cell trains (99.02 - 99.30 % clean, PGD "
+        "56.18 - 69.06 %) and 'there is no particular tendency' (the lambda2 trend of the text is "
+        "CIFAR-10's, Table 1); the (1.5, 1.5) cell is also retrained at a tenth of the learning "
+        "rate, to see whether a collapse there is the step size's",
         kind="grid",
-        run=_reproduce("kim-lambda", "0.1", "kim-table2-lambda"),
-        mapping="MNIST, LeNet5; at least a 3 x 3 grid with 3 seeds at laptop epochs",
+        run=_reproduce_lambda(),
+        mapping="MNIST, LeNet5; a 3 x 3 sub-grid with 3 seeds at laptop epochs; the preset's "
+        "FGSM and PGD-40 on 1000 test images (Table 2 reports PGD; no AutoAttack over 27 runs)",
         preset="kim-lambda",
         reference_metric="pgd",
-        what_would_test="per grid point: PGD and AutoAttack accuracy over 3 seeds; the sign of "
-        "the lambda2 trend at each lambda1 with its interval; whether (1.5, 1.5) collapses "
-        "(clean accuracy near 10 %) and whether a smaller learning rate avoids it",
+        evaluations=("evaluation",),
     ),
     Claim(
         id="kim-table4-ablation",

@@ -151,9 +151,6 @@ def zou() -> Preset:
                             "transfer.eps": 0.1,
                         },
                     ),
-                    Delta(
-                        "laptop runs", "two seeds give a spread within laptop minutes", {"runs": 2}
-                    ),
                 ]
             ),
             "paper": Scale(),
