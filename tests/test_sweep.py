@@ -122,6 +122,24 @@ def test_a_different_spec_in_the_same_folder_is_refused(tmp_path):
         run_sweep(other, tmp_path, log=lambda *_: None)
 
 
+def test_more_seeds_extend_a_finished_sweep_and_fewer_are_refused(tmp_path):
+    spec = SweepSpec(base=base(), grid={"optim.lr": [0.05]}, seeds=[0])
+    run_sweep(spec, tmp_path, log=lambda *_: None)
+    (first,) = expand_points(spec)
+    weights = tmp_path / "runs" / first.slug / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    lines = []
+    run_sweep(
+        SweepSpec(base=base(), grid={"optim.lr": [0.05]}, seeds=[0, 1]), tmp_path, log=lines.append
+    )
+    assert "1 already finished, 1 to run" in lines[0]
+    assert weights.stat().st_mtime_ns == before  # seed 0 kept, not retrained
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["spec"]["seeds"] == [0, 1] and len(manifest["points"]) == 2
+    with pytest.raises(RLRobustError, match="different sweep"):  # dropping a seed is not adding
+        run_sweep(SweepSpec(base=base(), grid={"optim.lr": [0.05]}, seeds=[1, 2]), tmp_path)
+
+
 def plant(tmp_path, lam1: float, lam2: float, seed: int, clean: float, fgsm: float) -> SweepPoint:
     values = {"two_stage.warmup_options.lam": lam1, "objective.options.lam": lam2}
     point = SweepPoint(slug_for(None, values, seed), None, values, seed, {})

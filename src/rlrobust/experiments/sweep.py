@@ -287,16 +287,30 @@ def import_ray():
 
 
 def _load_manifest(sweep_dir: Path, spec: SweepSpec) -> dict | None:
+    """The folder's manifest, or None for a new sweep. A manifest of the same sweep with fewer
+    seeds is taken over (more seeds is the usual way to tighten an interval: the finished
+    points are kept, only the new seeds run); any other difference is refused."""
     path = sweep_dir / MANIFEST
     if not path.is_file():
         return None
     manifest = json.loads(path.read_text())
-    if manifest.get("spec") != json.loads(json.dumps(spec.to_dict())):
+    wanted = json.loads(json.dumps(spec.to_dict()))
+    if manifest.get("spec") != wanted and not _adds_seeds(manifest.get("spec") or {}, wanted):
         raise RunDirectoryError(
             f"{sweep_dir} holds a different sweep (its {MANIFEST} has another spec); rerun with "
-            "the same config, grid and seeds to resume it, or choose another --out"
+            "the same config, grid and variants (adding seeds is fine) to resume it, or choose "
+            "another --out"
         )
+    manifest["spec"] = wanted
     return manifest
+
+
+def _adds_seeds(old: dict, new: dict) -> bool:
+    """True when ``new`` is ``old`` with the same seeds and more."""
+    same_rest = {k: v for k, v in old.items() if k != "seeds"} == {
+        k: v for k, v in new.items() if k != "seeds"
+    }
+    return same_rest and set(old.get("seeds", [])) <= set(new.get("seeds", []))
 
 
 def run_sweep(
