@@ -12,7 +12,7 @@ from __future__ import annotations
 from rlrobust.errors import UnknownNameError
 from rlrobust.experiments.presets.attackers import l2l_preset, rlab_preset
 from rlrobust.experiments.presets.common import SCALES, Entry, Preset, Reference, Scale
-from rlrobust.experiments.presets.gupta import gupta_fgsm_at
+from rlrobust.experiments.presets.gupta import gupta_fgsm_at, gupta_no_at
 from rlrobust.experiments.presets.kim import kim_lambda, kim_mnist
 from rlrobust.experiments.presets.kim_cifar import kim_cifar, kim_cifar_lambda, kim_pc, kim_trades
 from rlrobust.experiments.presets.resolve import Plan, build_plan, difference_lines
@@ -41,6 +41,7 @@ def _all_presets() -> dict[str, Preset]:
         kim_pc(),
         kim_trades(),
         gupta_fgsm_at(),
+        gupta_no_at(),
         zou(),
         l2l_preset(),
         rlab_preset(),

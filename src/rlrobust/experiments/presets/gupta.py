@@ -1,4 +1,5 @@
-"""Gupta's preset: FGSM adversarial training, CE vs vanilla policy gradient (Table 1).
+"""Gupta's presets: FGSM adversarial training, CE vs vanilla policy gradient (Table 1), and the
+same two arms without adversarial training (the Results' and Appendix's Figure 5 claim).
 
 Quotes are from Gupta 2020 (seed 002), section 3 "Experiment" unless said otherwise.
 """
@@ -19,8 +20,10 @@ from rlrobust.experiments.presets.common import (
     chosen,
     fgsm,
     framework_defaults,
+    laptop_runs,
     pgd,
     smoke_epochs,
+    smoke_runs,
     stated,
 )
 
@@ -43,6 +46,25 @@ SELECT = (
     "it was the 60th epoch.' (FGSM at eps 8/255, Figure 3)"
 )
 RL, CE_BEST, CE_LAST = "RL", "CE (best FGSM checkpoint)", "CE (220th epoch)"
+NO_AT = (
+    "Gupta: 'We first performed the evaluation without any specific adversarial training "
+    "approach. We found that the RL method indeed showed better FGSM adversarial accuracy than "
+    "the CE method (refer to Appendices, Figure 5). But it was easy to attack the trained model "
+    "via AutoAttack'"
+)
+RL_OBJECTIVE = {
+    "objective.name": stated("gupta_vpg", "Gupta Eq. 1 (vanilla policy gradient)"),
+    "objective.options": stated(
+        {"reward_correct": 1.0, "reward_wrong": -1.0, "baseline": False, "exact": False},
+        "Gupta: 'If a_t = y_t, we give a positive reward (+1) ... if a_t != y_t, we give a "
+        "negative reward (-1)'; Eq. 1 has no baseline; 'the model takes action by using random "
+        "selection based on the softmax probability'",
+    ),
+}
+CE_OBJECTIVE = {
+    "objective.name": stated("cross_entropy", "Gupta: the cross-entropy (CE) arm"),
+    "objective.options": stated({}, "Gupta: the cross-entropy (CE) arm"),
+}
 
 
 def _select(rule: str, why: str) -> dict:
@@ -52,14 +74,10 @@ def _select(rule: str, why: str) -> dict:
     }
 
 
-def gupta_fgsm_at() -> Preset:
-    table1 = "Gupta Table 1 (CIFAR-10, FGSM-AT eps 8/255, AutoAttack eps 8/255)"
-    results = "Gupta, Results: FGSM accuracy at eps 8/255 of the selected checkpoint"
-    ce = {
-        "objective.name": stated("cross_entropy", "Gupta: the cross-entropy (CE) arm"),
-        "objective.options": stated({}, "Gupta: the cross-entropy (CE) arm"),
-    }
-    protocol = {
+def training_protocol() -> dict:
+    """Data, model, optimiser and length that Gupta's runs share, with or without adversarial
+    training."""
+    return {
         **framework_defaults(),
         "data.name": stated("cifar10", "Gupta: 'An empirical evaluation on the cifar10 dataset'"),
         "data.batch_size": chosen(
@@ -83,6 +101,15 @@ def gupta_fgsm_at() -> Preset:
         "optim.milestones": chosen([], "unused without a step schedule"),
         "optim.gamma": chosen(0.1, "unused without a step schedule"),
         "train.epochs": stated(220, "Gupta: 'for 220 epochs'"),
+    }
+
+
+def gupta_fgsm_at() -> Preset:
+    table1 = "Gupta Table 1 (CIFAR-10, FGSM-AT eps 8/255, AutoAttack eps 8/255)"
+    results = "Gupta, Results: FGSM accuracy at eps 8/255 of the selected checkpoint"
+    ce = CE_OBJECTIVE
+    protocol = {
+        **training_protocol(),
         "train.select_eps": stated(CIFAR_EPS, SELECT, requires="train.select_eps"),
         "train.select_examples": stated(
             None,
@@ -115,18 +142,7 @@ def gupta_fgsm_at() -> Preset:
     variants = {
         RL: Variant(
             {
-                "objective.name": stated("gupta_vpg", "Gupta Eq. 1 (vanilla policy gradient)"),
-                "objective.options": stated(
-                    {
-                        "reward_correct": 1.0,
-                        "reward_wrong": -1.0,
-                        "baseline": False,
-                        "exact": False,
-                    },
-                    "Gupta: 'If a_t = y_t, we give a positive reward (+1) ... if a_t != y_t, we "
-                    "give a negative reward (-1)'; Eq. 1 has no baseline; 'the model takes "
-                    "action by using random selection based on the softmax probability'",
-                ),
+                **RL_OBJECTIVE,
                 **_select("best_fgsm_test", SELECT),
             }
         ),
@@ -204,4 +220,52 @@ def gupta_fgsm_at() -> Preset:
                 paper_metric="AutoAttack",
             ),
         ],
+    )
+
+
+def gupta_no_at() -> Preset:
+    """The two arms without adversarial training: FGSM accuracy and AutoAttack (Figure 5)."""
+    protocol = {
+        **training_protocol(),
+        "train.epochs": chosen(
+            220, "the text gives no length for the runs without adversarial training: Table 1's"
+        ),
+        "train.select_checkpoint": chosen(
+            "last", "the text does not say which checkpoint Figure 5's numbers come from"
+        ),
+        "adversarial.method": stated("none", NO_AT),
+        "eval.attacks": chosen(
+            [fgsm(CIFAR_EPS), autoattack(CIFAR_EPS)],
+            "Figure 5: 'Adversarial accuracy (FGSM) is calculated for eps = 8/255'; the text names "
+            "AutoAttack without its eps: Table 1's 8/255",
+        ),
+        "eval.n_examples": stated(
+            None, "Gupta: 'Please note that all the reported accuracy are on cifar10's test data'"
+        ),
+        "runs": chosen(3, "Figure 5 shows one run per arm; three seeds give a spread"),
+    }
+    laptop = Delta(
+        "laptop training",
+        "20 epochs (the gupta-fgsm-at laptop length); eps 0.1 on Fashion-MNIST",
+        {"train.epochs": 20},
+    )
+    laptop_attacks = Delta(
+        "laptop attacks",
+        "FGSM and PGD-40 at eps 0.1; AutoAttack comes from the findings' standard evaluation "
+        "with the masking checks (docs/findings.md)",
+        {"eval.attacks": [fgsm(0.1), pgd(0.1, 40, 0.01)]},
+    )
+    return Preset(
+        name="gupta-no-at",
+        title="Gupta: CE vs RL without adversarial training (Figure 5, 'easy to attack')",
+        protocol=protocol,
+        variants={RL: Variant(RL_OBJECTIVE), "CE": Variant(CE_OBJECTIVE)},
+        scales={
+            "smoke": Scale([SMOKE_DATA, SMOKE_ATTACKS, smoke_epochs(2), smoke_runs()]),
+            "laptop": Scale([LAPTOP_FOR_CIFAR, laptop, laptop_attacks, laptop_runs()]),
+            "paper": Scale(),
+        },
+        references=[],
+        source_note="Gupta gives no number for these runs: Figure 5 is a plot, and AutoAttack's "
+        "result is in words ('AutoAttack very easily attacked this')",
     )
