@@ -54,6 +54,20 @@ def _reproduce(preset: str, eps: str, claim: str, scale: str = "laptop") -> str:
     return f"{run}; for RUN in {out}/runs/*; do {evaluate}; done; {collect}"
 
 
+def _diagnosed(preset: str, eps: str, claim: str, runs: str, parts: str) -> str:
+    """Train (or reuse: a rerun skips finished points) the preset's laptop runs, diagnose
+    ``runs`` of them, then collect the reproduce folder. Diagnose writes each run's own
+    diagnostics.json into its run folder, which the collection carries beside its config (the
+    seed); the folder's sweep manifest names each run's arm. The ``--out`` folder holds the
+    figures and a combined record without configs: it is not collected."""
+    out = f"reproduce/{preset}-laptop"
+    run = (
+        f"rlrobust reproduce {preset} --scale laptop --out {out}; rlrobust diagnose "
+        f"{runs.format(out=out)} {parts} --eps {eps} --out diagnose/{claim}"
+    )
+    return f"{run}; {COLLECT.format(out=out, claim=claim, run=run)}"
+
+
 def _reproduce_lambda() -> str:
     """Kim's lambda grid, then its (1.5, 1.5) cell again at lr 0.01 (the preset's is 0.1)."""
     out, claim = "reproduce/kim-lambda-laptop", "kim-table2-lambda"
@@ -131,12 +145,16 @@ CLAIMS: tuple[Claim, ...] = (
         statement="the policy loss converges to flatter minima than CE ('the smoothness of the "
         "policy loss is better than that of the CE loss')",
         kind="flatness",
-        run="rlrobust diagnose RUN_CE RUN_POLICY --eps 0.1 --out DIAG (for 3 seeds); "
-        + COLLECT.format(out="DIAG", claim="kim-flatness", run="rlrobust diagnose ..."),
+        run=_diagnosed(
+            "kim-mnist", "0.1", "kim-flatness", "{out}/runs/*", "--sharpness --landscape"
+        ),
         mapping="CIFAR-10 / VGG13 mapped to MNIST / LeNet5",
+        arms=("policy (Eq. 12 warm-up + Eq. 4)", "CE"),
         paper_number="no number: figures only",
-        what_would_test="Eq. 30 landscapes and a sharpness value per model over several seeds; "
-        "the paired difference of sharpness (policy - CE) with its interval across seeds",
+        what_would_test="per seed, the top Hessian eigenvalue of cross-entropy at the policy and "
+        "the CE model's weights (the same loss on both), policy - CE, with its mean and 95 % t "
+        "interval across seeds; the Hessian trace, the Eq. 30 landscape's loss rise and each "
+        "model's own-loss eigenvalue beside it",
     ),
     Claim(
         id="gupta-table1",
@@ -153,16 +171,15 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         id="gupta-no-at",
-        paper="Gupta (002), Results and Appendix",
-        statement="without adversarial training 'AutoAttack very easily attacked' the RL model "
-        "(though its FGSM accuracy beats CE's)",
+        paper="Gupta (002), Results and Appendix (Figure 5)",
+        statement="without adversarial training the RL model's FGSM accuracy beats CE's, 'but it "
+        "was easy to attack the trained model via AutoAttack'",
         kind="breaks",
-        run="rlrobust train --objective.name gupta_vpg ... --out RUN; "
-        + EVALUATE.format(run="RUN", eps="0.1"),
-        mapping="CIFAR-10 mapped to Fashion-MNIST",
+        run=_reproduce("gupta-no-at", "0.1", "gupta-no-at"),
+        mapping="CIFAR-10 mapped to Fashion-MNIST with LeNet5 (laptop scale), eps 0.1",
+        preset="gupta-no-at",
+        arms=("RL", "CE"),
         paper_number="no number given ('AutoAttack very easily attacked this')",
-        what_would_test="the RL model without adversarial training: FGSM vs AutoAttack accuracy "
-        "over 3 seeds, the masking verdict, and the gap's interval",
     ),
     Claim(
         id="zou",
@@ -182,12 +199,21 @@ CLAIMS: tuple[Claim, ...] = (
         statement="RL shows the static and dynamic gradient indicators and the higher "
         "predictive entropy of disrupted gradient-based optimisation",
         kind="indicators",
-        run="rlrobust diagnose RUN_SL RUN_RL --eps 0.1 --out DIAG (for 3 seeds); "
-        + COLLECT.format(out="DIAG", claim="zou-indicators", run="rlrobust diagnose ..."),
+        run=_diagnosed(
+            "zou",
+            "0.1",
+            "zou-indicators",
+            "{out}/runs/SL__s* {out}/runs/RL__s*",
+            "--gradients --entropy --masking",
+        ),
         mapping="CIFAR-10 mapped to Fashion-MNIST",
+        arms=("RL", "SL"),
         paper_number="no number in our sources",
-        what_would_test="the gradient indicators and entropy per model over 3 seeds, with "
-        "AutoAttack, transfer and Square accuracy beside them to tell masking from robustness",
+        what_would_test="per seed, on the same test images, whether each static (gradient norm, "
+        "nearby gradient cosine) and dynamic (PGD step cosine, noise cosine) indicator is on "
+        "Zou's side for RL against SL (95 % t interval over the images), and the clean entropy "
+        "RL - SL with its interval across seeds; masking verdicts beside them (the zou claim's "
+        "AutoAttack comparison tells masking from robustness)",
     ),
     Claim(
         id="l2l",

@@ -174,8 +174,16 @@ def collect(
         raise RLRobustError("--command must give the exact command line that produced the run")
     keep, left_out = small_records(source)
     if not any(p.name == "config.json" for p in keep):
+        hint = ""
+        if (source / "diagnostics.md").is_file():  # what `rlrobust diagnose --out` writes
+            hint = (
+                "; it looks like a `rlrobust diagnose --out` folder, whose combined record has no "
+                "run configs: collect the diagnosed run (or reproduce) folders instead, each run "
+                "holds its own diagnostics.json"
+            )
         raise RLRobustError(
             f"{source} holds no config.json: it is not a finished run, sweep or reproduce folder"
+            + hint
         )
     target = Path(results) / claim / name
     if target.exists():

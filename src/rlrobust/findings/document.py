@@ -30,11 +30,16 @@ seeds; A - B is the paired difference on the same test images (per seed: a paire
 interval with {RESAMPLES} resamples and McNemar's exact test, in the claim's section). The metric
 is AutoAttack (standard) when the records hold it, else PGD.
 
-Verdicts (`rlrobust/findings/rules.py`): **holds**: A - B > 0 under AutoAttack, its interval
-above 0, at least two seeds, and the masking checks ran on A without evidence; **holds weakly**:
-the direction is right but one of those is missing (the reason names it); **does not hold**:
-A - B <= 0, or evidence of gradient masking on A; **not testable here**: no records yet, or
-records that cannot answer, with the reason and the command that would.
+Verdicts for a paired claim (`rlrobust/findings/paired.py`): **holds**: A - B > 0 under
+AutoAttack, its interval above 0, at least two seeds, and the masking checks ran on A without
+evidence; **holds weakly**: the direction is right but one of those is missing (the reason names
+it); **does not hold**: A - B <= 0, or evidence of gradient masking on A; **not testable here**:
+no records yet, or records that cannot answer, with the reason and the command that would. The
+other kinds of claim have their own rule, in one module each (`rlrobust/findings/rules.py` lists
+them; each module's docstring states its verdicts and every threshold that is ours): `grid`
+(Kim's MNIST lambda table), `breaks` (AutoAttack against FGSM without adversarial training),
+`flatness` (Hessian sharpness, Kim Eq. 30) and `indicators` (Zou's gradient indicators and
+entropy).
 """
 
 

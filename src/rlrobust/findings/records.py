@@ -3,8 +3,10 @@
 ``results/<claim>/<collection>/provenance.json`` marks a collection (``collect.py``). A run is a
 folder under it with a ``config.json``; its arm is the variant its sweep manifest names
 (``sweep.json`` of a sweep or reproduce folder), else the ``arm`` given to ``collect``; its seed
-is the config's ``train.seed``. Everything is read in sorted order, so the document built from
-the same records is the same byte for byte.
+is the config's ``train.seed``. A run's ``diagnostics.json`` (what ``rlrobust diagnose`` writes
+into each run folder it measures) is read with it, for the rules that answer from diagnostics.
+Everything is read in sorted order, so the document built from the same records is the same
+byte for byte.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlrobust.findings.collect import PROVENANCE
+
+DIAGNOSTICS = "diagnostics.json"
 
 
 @dataclass
@@ -25,6 +29,7 @@ class RunRecords:
     config: dict
     evaluation_name: str | None = None  # which evaluation record was read
     evaluation: dict | None = None  # with per_sample
+    diagnostics: dict | None = None  # the run's diagnostics.json ({part: record}), if any
     problems: list[str] = field(default_factory=list)
 
 
@@ -58,6 +63,13 @@ def read_evaluation(run_dir: Path, names: tuple[str, ...]) -> tuple[str | None, 
     return None, None
 
 
+def read_diagnostics(run_dir: Path) -> dict | None:
+    """The run's own ``diagnostics.json`` written by ``rlrobust diagnose`` (one record, not the
+    combined one of its ``--out`` folder, which is keyed by run name), or None."""
+    path = run_dir / DIAGNOSTICS
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_collection(root: Path, results: Path, evaluations: tuple[str, ...]) -> Collection:
     provenance = json.loads((root / PROVENANCE).read_text())
     reproduce = root / "reproduce.json"
@@ -74,6 +86,10 @@ def read_collection(root: Path, results: Path, evaluations: tuple[str, ...]) -> 
             run.evaluation_name, run.evaluation = read_evaluation(run_dir, evaluations)
         except Exception as error:  # noqa: BLE001 - a broken record is reported, not fatal
             run.problems.append(f"{run.path}: {error}")
+        try:
+            run.diagnostics = read_diagnostics(run_dir)
+        except ValueError as error:  # a broken record is reported, not fatal
+            run.problems.append(f"{run.path}/{DIAGNOSTICS}: {error}")
         runs.append(run)
     return Collection(
         root.name,

@@ -5,7 +5,13 @@ fills in the ``Finding`` that ``find`` starts (paper's number, protocol differen
 
 - ``paired`` (``paired.py``): arm A claimed more robust than arm B, seed by seed on the same
   test images.
+- ``breaks`` (``breaks.py``): AutoAttack takes what FGSM left of a model and leaves it no
+  more robust than the baseline.
 - ``grid`` (``grid.py``): Kim's MNIST lambda table: every cell trains and no lambda2 tendency.
+- ``flatness`` (``flatness.py``): the policy model's minimum is flatter than CE's (Kim Eq. 30):
+  the top Hessian eigenvalue of cross-entropy, policy - CE, paired by seed, from diagnose records.
+- ``indicators`` (``indicators.py``): RL shows Zou et al.'s static and dynamic gradient
+  indicators against SL on the same images, and a higher predictive entropy, from diagnose records.
 
 Every verdict is one of ``holds``, ``holds weakly``, ``does not hold`` or ``not testable here``
 (``base.py``). A claim without records is "not measured yet" and its row gives the command that
@@ -29,8 +35,11 @@ from rlrobust.findings.base import (
     protocol_lines,
     provenance_lines,
 )
+from rlrobust.findings.breaks import breaks_finding
 from rlrobust.findings.claims import Claim
+from rlrobust.findings.flatness import flatness_finding
 from rlrobust.findings.grid import grid_finding
+from rlrobust.findings.indicators import indicators_finding
 from rlrobust.findings.paired import paired_finding, paired_verdict
 from rlrobust.findings.records import Collection, read_claim
 
@@ -49,7 +58,10 @@ Rule = Callable[[Claim, list[Collection], Finding], Finding]
 #: kind -> the rule that answers a claim of that kind from its records
 RULES: dict[str, Rule] = {
     "paired": paired_finding,
+    "flatness": flatness_finding,
+    "indicators": indicators_finding,
     "grid": grid_finding,
+    "breaks": breaks_finding,
 }
 
 
