@@ -4,11 +4,11 @@ and the committed document exactly what the committed records give."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
+from hand_stats import hand_summary
 from rlrobust.findings import document, rules
 from rlrobust.findings.claims import CLAIMS, get_claim
 from rlrobust.findings.collect import collect
@@ -16,7 +16,6 @@ from rlrobust.findings.collect import collect
 ROOT = Path(__file__).resolve().parents[1]
 N = 20  # test images of the synthetic evaluations
 # Student-t quantiles t_{0.975, df} from a printed table (independent of rlrobust.stats)
-T975 = {2: 4.302652729911275}
 CLAIM = get_claim("kim-table3")
 A_ARM, B_ARM = CLAIM.arms
 # correct images out of N under AutoAttack, per seed: A 75 / 70 / 65 %, B 45 / 35 / 40 %
@@ -95,14 +94,6 @@ def finding(results: Path) -> rules.Finding:
 
 
 # --- (a) numbers and verdicts against hand computation ------------------------------------------
-
-
-def hand_summary(values: list[float]) -> tuple[float, float, float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = T975[n - 1] * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
 
 
 def test_paired_claim_numbers_match_hand_computation(tmp_path):

@@ -4,17 +4,16 @@ FGSM did not): numbers against hand computation, each verdict reached, planted f
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
 
+from hand_stats import hand_summary
 from rlrobust.findings import document, rules
 from rlrobust.findings.claims import get_claim
 
 CLAIM = get_claim("gupta-no-at")
 N = 200  # test images
-T975 = {2: 4.302652729911275}  # t_{0.975, df} from a printed table
 OBJECTIVES = {"RL": "gupta_vpg", "CE": "cross_entropy"}
 
 
@@ -79,24 +78,16 @@ BROKEN = {
 }
 
 
-def hand(values):
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = T975[n - 1] * std / math.sqrt(n)
-    return mean, std, [mean - half, mean + half]
-
-
 def test_autoattack_breaking_rl_holds_with_hand_computed_numbers(tmp_path):
     f = rules.find(CLAIM, write_results(tmp_path, BROKEN))
     assert f.verdict == rules.HOLDS, f.reason
     gaps = [60 - 5, 62 - 4, 64 - 6]  # 55, 58, 58
     edges = [5 - 6, 4 - 6, 6 - 7]  # -1, -2, -1
     for key, values in (("gap", gaps), ("aa_edge", edges)):
-        mean, std, interval = hand(values)
+        mean, std, low, high = hand_summary(values)
         assert f.numbers[key]["mean"] == pytest.approx(mean)
         assert f.numbers[key]["std"] == pytest.approx(std)
-        assert f.numbers[key]["interval"] == pytest.approx(interval)
+        assert f.numbers[key]["interval"] == pytest.approx([low, high])
     assert f.numbers["fgsm_edge"]["mean"] == pytest.approx(21.0)  # 20, 21, 22
     assert "RL: FGSM 62.00 vs AutoAttack 5.00" in f.our_number
     row = next(

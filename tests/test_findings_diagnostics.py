@@ -17,26 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from hand_stats import hand_summary
 from rlrobust.findings import document, rules
 from rlrobust.findings.claims import get_claim
 from rlrobust.findings.flatness import top_eigenvalue
 from rlrobust.findings.indicators import indicators_verdict
 
 # Student-t quantiles t_{0.975, df} from a printed table (independent of rlrobust.stats)
-T975 = {2: 4.302652729911275, 4: 2.7764451051977987}
 FLAT = get_claim("kim-flatness")
 ZOU = get_claim("zou-indicators")
 POLICY, CE = FLAT.arms
 RL, SL = ZOU.arms
 SEEDS = (0, 1, 2)
-
-
-def hand_summary(values: list[float]) -> tuple[float, float, float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = T975[n - 1] * std / math.sqrt(n)
-    return mean, std, mean - half, mean + half
 
 
 def check_summary(stat: dict, values: list[float]) -> None:
