@@ -94,6 +94,67 @@ def digits_mlp(fit_full_batch):
     return build
 
 
+@pytest.fixture(scope="session")
+def host_syncs():
+    """``with host_syncs() as syncs: ...``; ``syncs.count`` is how many times the code in the
+    block would make the host wait for a GPU.
+
+    Counted on any device, so CPU tests see it: reading a tensor's value (``.item()``,
+    ``float()``, ``bool()``, ``int()``), copying to the host (``.cpu()``, ``.tolist()``,
+    ``.numpy()``), and the operations whose output size depends on the values (``nonzero``,
+    ``masked_select``, indexing with a boolean mask). ``x.cpu().tolist()`` counts twice.
+    """
+    import contextlib
+
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    reads = {aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default}
+    indexing = {aten.index.Tensor, aten.index_put_.default, aten.index_put.default}
+
+    def waits(func, args) -> bool:
+        if func in reads:
+            return True
+        # Indexing with a boolean mask runs nonzero on it first.
+        indices = args[1] if func in indexing else ()
+        return any(
+            index is not None and index.dtype in (torch.bool, torch.uint8) for index in indices
+        )
+
+    class Syncs(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += waits(func, args)
+            return func(*args, **(kwargs or {}))
+
+    def counted(method, syncs: Syncs):
+        def wrapper(self, *args, **kwargs):
+            syncs.count += 1
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    @contextlib.contextmanager
+    def block():
+        syncs = Syncs()
+        # Tensor inherits these from the C base class: a wrapper on Tensor shadows them, and
+        # deleting it brings the originals back.
+        for name in ("cpu", "tolist", "numpy"):
+            setattr(torch.Tensor, name, counted(getattr(torch.Tensor, name), syncs))
+        try:
+            with syncs:
+                yield syncs
+        finally:
+            for name in ("cpu", "tolist", "numpy"):
+                delattr(torch.Tensor, name)
+
+    return block
+
+
 # The reference comparisons (pyautoattack, torchattacks) and the slow tests run the real
 # algorithms: on a busy shared machine they can take many times their idle time, so they get
 # three times the default timeout (pyproject's `timeout`) unless they set their own.

@@ -16,6 +16,7 @@ from rlrobust.data import BatchLoader, load_dataset
 from rlrobust.errors import ConfigError
 from rlrobust.evaluation.protocol import evaluate
 from rlrobust.models import build_model
+from rlrobust.objectives import stats_on_device
 from rlrobust.objectives.trades import trades_kl, trades_loss
 from rlrobust.registry import OBJECTIVES
 from rlrobust.seeding import make_generator
@@ -112,6 +113,21 @@ def test_every_adversarial_example_respects_the_threat_model(case, digits):
         assert (x_adv - x).abs().max().item() > (0.0 if case.startswith("l2l") else 0.5 * EPS)
     assert stats["adv_violation_rate"] == 0.0
     assert 0.0 < stats["adv_max_perturbation"] <= EPS + 1e-6
+
+
+@pytest.mark.parametrize("case", sorted(METHODS))
+def test_adversarial_steps_leave_their_stats_on_the_device_in_the_training_loop(case, digits):
+    # The loop sums the stats on the device (stats_on_device); a python float here would be a
+    # host read per batch. Called on their own, steps give python floats as before.
+    step, objective = make_step(case)
+    model = digits_mlp(digits)
+    x, y = digits.images[:50].float() / 255, digits.labels[:50]
+    with stats_on_device():
+        _, on_device = step(model, x, y, objective, epoch=0, generator=make_generator(0))
+    _, on_host = step(model, x, y, objective, epoch=0, generator=make_generator(0))
+    assert on_device.keys() == on_host.keys()
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 for v in on_device.values())
+    assert all(type(v) is float for v in on_host.values())
 
 
 def test_eps_ramp_shrinks_the_ball_of_the_first_epochs(digits):

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from rlrobust.attacks import PGD, MomentumPGD
+from rlrobust.attacks.pgd import ACTIVE_SET_EVERY
 from rlrobust.config import OptimConfig, load_config
 from rlrobust.data import load_dataset
 from rlrobust.errors import ConfigError
@@ -331,6 +332,26 @@ def test_early_exit_returns_the_same_points_with_fewer_forward_passes(
         rows.append(counter.rows)
     assert torch.equal(outputs[0], outputs[1])
     assert rows[1] < 0.9 * rows[0]
+
+
+@pytest.mark.parametrize("early_exit", [False, True])
+@pytest.mark.parametrize("cls", [PGD, MomentumPGD])
+def test_keep_fooling_reads_the_fooled_points_only_every_few_steps(
+    trained_digits, host_syncs, cls, early_exit
+):
+    # Reading which points are fooled is a host sync on a GPU. With eps = 0 no point is ever
+    # fooled, so every step runs: 20 more steps may add one read per ACTIVE_SET_EVERY steps.
+    model, data = trained_digits
+    x = data.images[:64].float() / 255
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every point starts correctly classified
+    counts = []
+    for steps in (10, 30):
+        attack = cls(eps=0.0, steps=steps, keep_fooling=True, early_exit=early_exit)
+        with host_syncs() as syncs:
+            attack(model, x, y)
+        counts.append(syncs.count)
+    assert counts[1] - counts[0] == 20 // ACTIVE_SET_EVERY, counts
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,41 @@ def test_bad_step_budget_is_explained():
         )
 
 
+# --- host reads -----------------------------------------------------------------------------
+
+
+def _never_fooled_episode(stacking: str) -> tuple[RLABEnv, LearnedAgent]:
+    """Six episodes that all run their 5 steps (the victim ignores its input)."""
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    s = RLABSettings(patch_size=2, budget=10_000, max_steps=5, stacking=stacking, refine=False)
+    env = make_env(Constant(), x, torch.zeros(6, dtype=torch.long), s, torch.Generator())
+    return env, random_agent(env.num_ops, env.ops)
+
+
+@pytest.mark.parametrize("stacking", ["none", "escalate"])
+def test_a_step_reads_the_device_once_and_the_agent_once_more(host_syncs, stacking):
+    # On a GPU every read makes the host wait. A step reads which episodes are active and
+    # whether their actions are valid in one transfer; the agent's loop reads whether any is
+    # left. (With stacking="stack" a stacked filter also reads which rows need one.)
+    env, agent = _never_fooled_episode(stacking)
+    reads, step = [], env.step
+
+    def counted_step(actions):
+        with host_syncs() as syncs:
+            rewards = step(actions)
+        reads.append(syncs.count)
+        return rewards
+
+    env.step = counted_step
+    agent.run(env, torch.Generator().manual_seed(0))
+    assert reads == [1] * 5
+
+    env, agent = _never_fooled_episode(stacking)
+    with host_syncs() as syncs:
+        agent.run(env, torch.Generator().manual_seed(0))
+    assert syncs.count == 2 * 5 + 1  # the loop's last check finds every episode finished
+
+
 # --- escalation, stacking, exact removal ----------------------------------------------------
 
 

@@ -9,14 +9,18 @@ import torch
 from safetensors.torch import load_file
 
 from rlrobust.config import OptimConfig, load_config
+from rlrobust.data import BatchLoader, load_dataset
 from rlrobust.errors import CheckpointError, RunDirectoryError
 from rlrobust.models import build_model
+from rlrobust.registry import OBJECTIVES
+from rlrobust.seeding import make_generator
 from rlrobust.training.checkpoint import (
     load_weights,
     optimizer_from_files,
     optimizer_to_files,
     save_weights,
 )
+from rlrobust.training.loop import train_one_epoch
 from rlrobust.training.optim import build_optimizer, lr_at_epoch
 from rlrobust.training.run import train_run
 
@@ -122,6 +126,28 @@ def test_metrics_csv_logs_the_objective_stats(tmp_path):
     ):
         assert column in rows[0], column
     assert 0.0 <= float(rows[-1]["train_exploration_rate"]) <= 1.0
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_an_epoch_reads_the_device_as_often_whatever_its_number_of_batches(name, host_syncs):
+    # The loss and the stats stay on the device and are read once at the end of the epoch: a
+    # read per batch (float(loss), stats as python floats) would make a GPU wait every step.
+    data = load_dataset("digits", "train").take(200, seed=0)
+    counts, stats = [], []
+    for batch_size in (100, 25):
+        torch.manual_seed(0)
+        model = build_model(
+            "mlp", num_classes=10, in_channels=1, image_size=8, mean=data.mean, std=data.std
+        )
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+        loader = BatchLoader(data, batch_size, shuffle=True, seed=0)
+        objective = OBJECTIVES.create(name)
+        with host_syncs() as syncs:
+            stats.append(train_one_epoch(model, loader, objective, optimizer, make_generator(0)))
+        counts.append(syncs.count)
+    assert counts[0] == counts[1] <= 2, counts  # 2 and 8 batches: one read (.cpu().tolist())
+    for epoch in stats:
+        assert all(type(value) is float for value in epoch.values())  # JSON and metrics.csv
 
 
 def test_training_learns_on_digits(tmp_path):

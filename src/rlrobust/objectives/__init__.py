@@ -1,8 +1,9 @@
 """Training objectives: cross-entropy and the policy-gradient losses of the seed papers.
 
 Every objective is a pure function ``(logits, y, ...) -> (loss, stats)``; ``stats`` is a dict
-of python floats that the training loop logs under those names. Use the plain functions as
-drop-in losses in any training loop::
+of python floats that the training loop logs under those names (inside ``stats_on_device()``,
+as the training loop calls them, detached 0-d tensors, so that no batch waits for the device).
+Use the plain functions as drop-in losses in any training loop::
 
     from rlrobust.objectives import kim_policy_loss
     loss, stats = kim_policy_loss(logits, y, lam=1.5, action="greedy")
@@ -38,6 +39,7 @@ from rlrobust.objectives.core import (
     policy_surrogate,
     predictive_entropy,
     sample_actions,
+    stats_on_device,
 )
 from rlrobust.objectives.cross_entropy import (
     CROSS_ENTROPY_STAT_KEYS,
@@ -75,6 +77,7 @@ __all__ = [
     "policy_surrogate",
     "predictive_entropy",
     "sample_actions",
+    "stats_on_device",
     "zou_pg_loss",
 ]
 

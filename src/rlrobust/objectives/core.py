@@ -17,10 +17,19 @@ because log-probabilities of small classes lose most of their digits in float16 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 from torch import Tensor
 
 from rlrobust.errors import DataError
+
+#: an objective's stats: python floats, or detached 0-d tensors inside ``stats_on_device``.
+Stats = dict[str, float | Tensor]
+
+_STATS_ON_DEVICE: ContextVar[bool] = ContextVar("stats_on_device", default=False)
 
 #: stats that every policy objective returns (see ``policy_stats``).
 POLICY_STAT_KEYS: tuple[str, ...] = (
@@ -30,6 +39,31 @@ POLICY_STAT_KEYS: tuple[str, ...] = (
     "exploration_rate",
     "accuracy",
 )
+
+
+@contextmanager
+def stats_on_device() -> Iterator[None]:
+    """Inside the block, objectives and training steps return their stats as detached 0-d
+    tensors instead of python floats.
+
+    Reading a value on the host makes it wait for the device to finish its queued work: one
+    wait per batch would keep a GPU idle between batches. The training loop runs each batch in
+    this block, sums the tensors on the device and reads the sums once per epoch.
+    """
+    token = _STATS_ON_DEVICE.set(True)
+    try:
+        yield
+    finally:
+        _STATS_ON_DEVICE.reset(token)
+
+
+def stats_from(keys: Sequence[str], values: Sequence[Tensor]) -> Stats:
+    """``keys[i] -> values[i]`` (0-d tensors, one dtype after promotion): detached 0-d tensors
+    inside ``stats_on_device``, otherwise python floats read in one transfer."""
+    values = torch.stack([value.detach() for value in values])
+    if _STATS_ON_DEVICE.get():
+        return dict(zip(keys, values.unbind(), strict=True))
+    return dict(zip(keys, values.cpu().tolist(), strict=True))
 
 
 def check_logits_and_labels(logits: Tensor, y: Tensor, *, min_classes: int = 1) -> None:
@@ -190,8 +224,9 @@ def policy_stats(
     actions: Tensor | None,
     rewards: Tensor,
     exploration_rate: float | Tensor = 0.0,
-) -> dict[str, float]:
-    """The scalars a training loop logs for a policy objective, as python floats.
+) -> Stats:
+    """The scalars a training loop logs for a policy objective (python floats, or 0-d tensors
+    inside ``stats_on_device``).
 
     - ``reward_mean``: mean reward of the actions taken (before any baseline).
     - ``action_accuracy``: fraction of actions equal to the label. With ``actions=None`` (exact
@@ -205,17 +240,14 @@ def policy_stats(
         action_accuracy = log_policy(logits).gather(1, y.long().unsqueeze(1)).exp().mean()
     else:
         action_accuracy = (actions == y).float().mean()
-    values = torch.stack(
-        [
-            rewards.detach().float().mean(),
-            action_accuracy.float(),
-            predictive_entropy(logits).float(),
-            torch.as_tensor(exploration_rate, dtype=torch.float32, device=logits.device),
-            (greedy_actions(logits) == y).float().mean(),
-        ]
-    )
-    # One transfer to the host for all stats, rather than one sync per .item().
-    return dict(zip(POLICY_STAT_KEYS, values.cpu().tolist(), strict=True))
+    values = [
+        rewards.detach().float().mean(),
+        action_accuracy.float(),
+        predictive_entropy(logits).float(),
+        torch.as_tensor(exploration_rate, dtype=torch.float32, device=logits.device),
+        (greedy_actions(logits) == y).float().mean(),
+    ]
+    return stats_from(POLICY_STAT_KEYS, values)
 
 
 def binary_reward_policy_loss(
@@ -229,7 +261,7 @@ def binary_reward_policy_loss(
     exact: bool,
     generator: torch.Generator | None,
     actions: Tensor | None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """The REINFORCE loss with a correct / wrong reward, shared by Gupta Eq. 1 and Kim Eq. 4.
 
     ``action`` is "sample" (a ~ softmax) or "greedy" (argmax); ``actions``, when given,

@@ -8,22 +8,23 @@ Example::
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from rlrobust.objectives.core import (
+    Stats,
     check_logits_and_labels,
     greedy_actions,
     log_policy,
     predictive_entropy,
+    stats_from,
 )
 
 #: stats returned by ``cross_entropy_loss``.
 CROSS_ENTROPY_STAT_KEYS: tuple[str, ...] = ("accuracy", "entropy")
 
 
-def cross_entropy_loss(logits: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+def cross_entropy_loss(logits: Tensor, y: Tensor) -> tuple[Tensor, Stats]:
     """Mean cross-entropy ``-mean_b log softmax(logits_b)[y_b]``.
 
     Args:
@@ -32,15 +33,14 @@ def cross_entropy_loss(logits: Tensor, y: Tensor) -> tuple[Tensor, dict[str, flo
 
     Returns:
         ``(loss, stats)``: a scalar loss with grad, and ``accuracy`` (argmax accuracy) and
-        ``entropy`` (mean predictive entropy, nats) as python floats.
+        ``entropy`` (mean predictive entropy, nats): python floats, or 0-d tensors inside
+        ``stats_on_device``.
     """
     check_logits_and_labels(logits, y)
     loss = F.nll_loss(log_policy(logits), y.long())
     detached = logits.detach()
-    values = torch.stack(
-        [(greedy_actions(detached) == y).float().mean(), predictive_entropy(detached).float()]
-    )
-    return loss, dict(zip(CROSS_ENTROPY_STAT_KEYS, values.cpu().tolist(), strict=True))
+    values = [(greedy_actions(detached) == y).float().mean(), predictive_entropy(detached).float()]
+    return loss, stats_from(CROSS_ENTROPY_STAT_KEYS, values)
 
 
 #: the name used in the design notes; the same function.

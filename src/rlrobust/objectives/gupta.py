@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from rlrobust.errors import ConfigError
-from rlrobust.objectives.core import binary_reward_policy_loss
+from rlrobust.objectives.core import Stats, binary_reward_policy_loss
 from rlrobust.objectives.options import check_flag, check_real
 
 NAME = "gupta_vpg"
@@ -51,7 +51,7 @@ def gupta_vpg_loss(
     exact: bool = False,
     generator: torch.Generator | None = None,
     actions: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """Gupta Eq. 1: ``-(1/B) sum_t log pi(a_t | s_t) R_t`` with a_t sampled from the softmax.
 
     Args:

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from rlrobust.errors import ConfigError
 from rlrobust.objectives.core import (
+    Stats,
     binary_reward_policy_loss,
     binary_rewards,
     check_logits_and_labels,
@@ -90,7 +91,7 @@ def kim_policy_loss(
     exact: bool = False,
     generator: torch.Generator | None = None,
     actions: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """Kim Eq. 4 with the Eq. 3 reward: ``mean_b -r(s_b, a_b) log pi(a_b | s_b)``.
 
     Args:
@@ -145,7 +146,7 @@ def kim_warmup_loss(
     action: str = "sample",
     generator: torch.Generator | None = None,
     actions: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """Kim Eq. 12-13, the warm-up loss; per sample b with action a_b:
 
         a_b == y_b:  -r_k1 log pi_a

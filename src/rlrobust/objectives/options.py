@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from rlrobust.errors import ConfigError
+from rlrobust.objectives.core import Stats
 
 #: keyword arguments of the plain loss functions that are call-time inputs, not options.
 CALL_ARGUMENTS = frozenset({"generator", "actions"})
@@ -105,7 +106,7 @@ class ConfiguredObjective:
     def __init__(
         self,
         name: str,
-        function: Callable[..., tuple[Tensor, dict[str, float]]],
+        function: Callable[..., tuple[Tensor, Stats]],
         options: Mapping[str, Any],
         stat_keys: tuple[str, ...],
         *,
@@ -119,7 +120,7 @@ class ConfiguredObjective:
 
     def __call__(
         self, logits: Tensor, y: Tensor, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, Stats]:
         if self.stochastic:
             return self.function(logits, y, generator=generator, **self.options)
         return self.function(logits, y, **self.options)

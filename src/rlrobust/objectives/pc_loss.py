@@ -39,7 +39,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rlrobust.objectives.core import check_logits_and_labels, greedy_actions, predictive_entropy
+from rlrobust.objectives.core import (
+    Stats,
+    check_logits_and_labels,
+    greedy_actions,
+    predictive_entropy,
+    stats_from,
+)
 from rlrobust.objectives.options import check_choice, check_real
 
 NAME = "pc_loss"
@@ -72,7 +78,7 @@ def pc_loss(
     margin: float = 0.995,
     logit_weight: float = 0.05,
     normalise: str = "paper",
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """PC loss plus ``logit_weight`` times the logit constraint (module docstring).
 
     Args:
@@ -112,13 +118,11 @@ def pc_loss(
     loss = pc_term + options["logit_weight"] * logit_term
     detached = p.detach()
     largest_false = detached.masked_fill(is_label, float("-inf")).max(dim=1).values
-    values = torch.stack(
-        [
-            (greedy_actions(z) == y).to(z.dtype).mean(),
-            predictive_entropy(z).to(z.dtype),
-            pc_term.detach(),
-            logit_term.detach(),
-            (p_label.detach().squeeze(1) - largest_false).mean(),
-        ]
-    )
-    return loss, dict(zip(PC_STAT_KEYS, values.cpu().tolist(), strict=True))
+    values = [
+        (greedy_actions(z) == y).to(z.dtype).mean(),
+        predictive_entropy(z).to(z.dtype),
+        pc_term,
+        logit_term,
+        (p_label.detach().squeeze(1) - largest_false).mean(),
+    ]
+    return loss, stats_from(PC_STAT_KEYS, values)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from rlrobust.errors import ConfigError
-from rlrobust.objectives.core import check_logits_and_labels, log_policy
+from rlrobust.objectives.core import Stats, check_logits_and_labels, log_policy, stats_from
 from rlrobust.objectives.cross_entropy import cross_entropy_loss
 
 REDUCTIONS = ("batchmean", "none")
@@ -64,9 +64,9 @@ def trades_loss(
     y: Tensor,
     *,
     beta: float = 6.0,
-    natural: Callable[..., tuple[Tensor, dict[str, float]]] = cross_entropy_loss,
+    natural: Callable[..., tuple[Tensor, Stats]] = cross_entropy_loss,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """``natural(logits_natural, y) + beta * trades_kl(...)``; stats of the natural loss plus
     ``natural_loss`` and ``kl``.
 
@@ -80,5 +80,5 @@ def trades_loss(
     else:
         natural_loss, stats = natural(logits_natural, y, generator=generator)
     kl = trades_kl(logits_natural, logits_adv)
-    stats = {**stats, "natural_loss": float(natural_loss.detach()), "kl": float(kl.detach())}
-    return natural_loss + beta * kl, stats
+    terms = stats_from(("natural_loss", "kl"), (natural_loss, kl))
+    return natural_loss + beta * kl, {**stats, **terms}

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from rlrobust.errors import ConfigError
 from rlrobust.objectives.core import (
+    Stats,
     apply_baseline,
     binary_rewards,
     check_logits_and_labels,
@@ -111,7 +112,7 @@ def zou_pg_loss(
     reward_wrong: float = 0.0,
     baseline: bool = False,
     generator: torch.Generator | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, Stats]:
     """Zou et al.'s epsilon-greedy policy gradient: ``mean_b -r(a_b, y_b) log pi(a_b | s_b)``.
 
     Args:

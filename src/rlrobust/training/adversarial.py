@@ -42,11 +42,13 @@ from rlrobust.attacks.base import Attack, clamp01, input_gradient, project, rand
 from rlrobust.config import AdversarialConfig
 from rlrobust.data import ImageData, to_unit_float
 from rlrobust.objectives.core import (
+    Stats,
     apply_baseline,
     binary_rewards,
     greedy_actions,
     log_policy,
     policy_surrogate,
+    stats_from,
 )
 from rlrobust.seeding import make_generator
 from rlrobust.training.checkpoint import save_weights
@@ -65,7 +67,7 @@ def draw_seed(generator: torch.Generator | None) -> int:
     return int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=device).item())
 
 
-def threat_model_stats(x_adv: Tensor, x: Tensor, eps: float) -> dict[str, float]:
+def threat_model_stats(x_adv: Tensor, x: Tensor, eps: float) -> Stats:
     """``adv_max_perturbation`` (largest |x_adv - x| in the batch) and ``adv_violation_rate``
     (fraction of samples outside the eps-ball or outside [0, 1]; must be 0)."""
     distance = (x_adv - x).flatten(1).abs().amax(dim=1)
@@ -73,11 +75,11 @@ def threat_model_stats(x_adv: Tensor, x: Tensor, eps: float) -> dict[str, float]
     outside = (
         (distance > eps + THREAT_MODEL_TOLERANCE) | (flat.amin(dim=1) < 0) | (flat.amax(dim=1) > 1)
     )
-    values = torch.stack([distance.max(), outside.float().mean()]).cpu().tolist()
-    return {"adv_max_perturbation": values[0], "adv_violation_rate": values[1]}
+    values = (distance.max(), outside.float().mean())
+    return stats_from(("adv_max_perturbation", "adv_violation_rate"), values)
 
 
-def prefixed(stats: dict[str, float], prefix: str) -> dict[str, float]:
+def prefixed(stats: Stats, prefix: str) -> Stats:
     return {f"{prefix}{name}": value for name, value in stats.items()}
 
 
@@ -220,7 +222,7 @@ class AdversarialStep:
     def adversarial_loss(self, model, x, y, objective, *, epoch, generator):
         raise NotImplementedError
 
-    def checked(self, x: Tensor, x_adv: Tensor, eps: float) -> dict[str, float]:
+    def checked(self, x: Tensor, x_adv: Tensor, eps: float) -> Stats:
         """Hand the batch to the observer; return its threat-model stats."""
         if self.on_adversarial_example is not None:
             self.on_adversarial_example(x, x_adv, eps)
@@ -354,8 +356,7 @@ class RLAdvStep(AdversarialStep):
         return loss, {
             **stats,
             **prefixed(adv_stats, "adv_"),
-            "clean_loss": float(clean_loss.detach()),
-            "adv_loss": float(adv_loss.detach()),
+            **stats_from(("clean_loss", "adv_loss"), (clean_loss, adv_loss)),
             **self.checked(x, x_adv, attack.eps),
         }
 

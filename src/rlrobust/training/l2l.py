@@ -34,7 +34,7 @@ from rlrobust.attacks.l2l import build_attacker, l2l_perturb, save_attacker
 from rlrobust.attacks.losses import ce_loss
 from rlrobust.config import AdversarialConfig
 from rlrobust.data import ImageData
-from rlrobust.objectives.core import greedy_actions
+from rlrobust.objectives.core import greedy_actions, stats_from
 from rlrobust.training.adversarial import AdversarialStep, objective_attack_loss
 from rlrobust.training.checkpoint import optimizer_from_files, optimizer_to_files
 from rlrobust.training.distributed import average_gradients
@@ -98,7 +98,7 @@ class L2LStep(AdversarialStep):
         loss, stats = objective(model(x_adv), y, generator=generator)
         return loss, {
             **{f"adv_{k}": v for k, v in stats.items()},
-            "attacker_loss": -float(attacker_loss.detach()),
+            **stats_from(("attacker_loss",), (-attacker_loss,)),
             **self.checked(x, x_adv, eps),
         }
 

@@ -8,9 +8,11 @@ import torch
 from tqdm.auto import tqdm
 
 from rlrobust.devices import autocast, batch_to_channels_last
+from rlrobust.objectives.core import stats_on_device
 from rlrobust.training.steps import ObjectiveStep
 
 Objective = Callable[..., tuple[torch.Tensor, dict]]
+Sum = float | torch.Tensor
 
 
 def train_one_epoch(
@@ -33,21 +35,21 @@ def train_one_epoch(
     action_accuracy, entropy, exploration_rate, ...) are logged under their own names. ``step``
     (default: plain training, see ``steps.py``) turns a batch into a loss, e.g. adversarially.
 
+    The loss and the stats are summed on the device and read once at the end of the epoch
+    (``stats_on_device``): a read per batch would make the host wait for the device every step.
+
     Fast paths (``fast.py``, off by default): ``channels_last`` hands 4-D batches to the model in
     channels_last layout (the model should be converted too); ``amp="bf16"`` runs the step's
     forward passes under bfloat16 autocast; the backward pass and the update stay outside it.
     """
     step = step or ObjectiveStep()
     model.train()
-    totals: dict[str, float] = {"loss": 0.0}
-    # The loss is summed on the device and read once at the end of the epoch: a float() per
-    # batch would make the host wait for the device every step (float64, as the host sum was).
-    loss_sum: torch.Tensor | None = None
+    sums: dict[str, Sum] = {"loss": 0.0}
     seen = 0
     for x, y in tqdm(loader, desc=description, disable=not progress, leave=False):
         if channels_last:
             x = batch_to_channels_last(x)
-        with autocast(amp, x.device):
+        with autocast(amp, x.device), stats_on_device():
             loss, stats = step(model, x, y, objective, epoch=epoch, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -55,10 +57,24 @@ def train_one_epoch(
 
         n = len(y)
         seen += n
-        weighted = loss.detach().double() * n
-        loss_sum = weighted if loss_sum is None else loss_sum + weighted
-        for name, value in stats.items():
-            totals[name] = totals.get(name, 0.0) + float(value) * n
-    if loss_sum is not None:
-        totals["loss"] = float(loss_sum)
-    return {name: total / max(seen, 1) for name, total in totals.items()}
+        for name, value in {**stats, "loss": loss}.items():
+            sums[name] = sums.get(name, 0.0) + weighted(value, n)
+    return {name: total / max(seen, 1) for name, total in read_once(sums).items()}
+
+
+def weighted(value: Sum, n: int) -> Sum:
+    """``value * n`` in float64, as the host summed python floats; a tensor stays on its device
+    (a custom objective or step may still return python floats)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().double() * n
+    return float(value) * n
+
+
+def read_once(sums: dict[str, Sum]) -> dict[str, float]:
+    """``sums`` as python floats, with one transfer for all those held on the device."""
+    on_device = [name for name, total in sums.items() if isinstance(total, torch.Tensor)]
+    values = dict(sums)
+    if on_device:
+        host = torch.stack([sums[name] for name in on_device]).cpu().tolist()
+        values.update(zip(on_device, host, strict=True))
+    return values

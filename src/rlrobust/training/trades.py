@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rlrobust.attacks.base import clamp01, input_gradient, model_frozen, project
+from rlrobust.objectives.core import stats_from
 from rlrobust.objectives.trades import trades_kl
 from rlrobust.seeding import make_generator
 from rlrobust.training.adversarial import AdversarialStep, draw_seed
@@ -77,7 +78,6 @@ class TradesStep(AdversarialStep):
         loss = natural_loss + self.settings.beta * kl
         return loss, {
             **stats,
-            "natural_loss": float(natural_loss.detach()),
-            "kl": float(kl.detach()),
+            **stats_from(("natural_loss", "kl"), (natural_loss, kl)),
             **self.checked(x, x_adv, eps),
         }

@@ -156,7 +156,10 @@ class RLABEnv:
     def action_inputs(self, rows: Tensor, patch: Tensor, op: Tensor) -> Tensor:
         """The inputs of ``rows`` after action (``patch``, ``op``) each, without acting; ``op``
         = K removes. Only the patch changes: to its clean values (remove), to operation ``op``
-        on the clean input (add or escalate) or to ``op`` on the current input (stack)."""
+        on the clean input (add or escalate) or to ``op`` on the current input (stack).
+
+        A stacked filter is valid with ``stacking="stack"`` only (``step`` and ``try_actions``
+        refuse it otherwise), so only that mode looks for one: a host sync on a GPU."""
         removing, stacking = self._kinds(rows, patch, op)
         opc = op.clamp(max=self.num_ops - 1)
         source = torch.where(
@@ -164,9 +167,7 @@ class RLABEnv:
             self.x0[rows],
             self.candidates[rows, opc],
         )
-        if stacking.any():
-            if self.stacking != "stack":
-                raise ValueError("a stacked filter is only valid with stacking='stack'")
+        if self.stacking == "stack" and stacking.any():
             s = stacking.nonzero().squeeze(1)
             source[s] = self.on_current(rows[s])[torch.arange(s.numel()), opc[s]]
         region = self.grid.patch_ids.to(patch.device).flatten()[None, :] == patch[:, None]
@@ -182,6 +183,8 @@ class RLABEnv:
 
     def try_actions(self, rows: Tensor, patch: Tensor, op: Tensor) -> Tensor:
         """Query the inputs after each action without acting; (R, classes) probabilities."""
+        if self.stacking != "stack" and self._kinds(rows, patch, op)[1].any():
+            raise ValueError("a stacked filter is only valid with stacking='stack'")
         return self.oracle.probabilities(self.action_inputs(rows, patch, op), rows.cpu())
 
     def try_states(self, rows: Tensor, applied: Tensor, stacked: Tensor | None = None) -> Tensor:
@@ -192,15 +195,19 @@ class RLABEnv:
 
     def step(self, actions: Tensor) -> Tensor:
         """Apply one action per active sample (``actions`` (B,), flat index p * (K + 1) + k;
-        ignored for finished samples). Returns the (B,) rewards (0 for finished samples)."""
-        rows = self.active.nonzero().squeeze(1)
+        ignored for finished samples). Returns the (B,) rewards (0 for finished samples).
+
+        The step reads the device once (see ``_read_step``); the query and step counters,
+        which live on the host, are charged through the host copy of the active rows."""
+        charged, all_valid = self._read_step(actions)
         rewards = torch.zeros(self.x0.shape[0], device=self.x0.device)
-        if rows.numel() == 0:
+        if charged.numel() == 0:
             return rewards
+        if not all_valid:
+            raise ValueError("an action is not valid in its state; mask with valid_actions()")
+        rows = charged.to(self.x0.device)
         a = actions[rows]
         patch, op = a // (self.num_ops + 1), a % (self.num_ops + 1)
-        if not self.valid_actions().flatten(1)[rows, a].all():
-            raise ValueError("an action is not valid in its state; mask with valid_actions()")
         x_new = self.action_inputs(rows, patch, op)
         removing, stacking = self._kinds(rows, patch, op)
         on_base = ~removing & ~stacking
@@ -214,15 +221,29 @@ class RLABEnv:
         )
         if self.top is not None:
             self.top[rows] = torch.where(self._region(patch, stacking), x_new, self.top[rows])
-        self.tabu[rows[removing], patch[removing]] = True
+        self.tabu[rows, patch] |= removing
         old_p, old_d = self.true_prob()[rows], self.distortion[rows]
-        self._set_state(rows, applied, stacked, x_new)
+        probs = self.oracle.probabilities(x_new, charged)
+        self._set_state(rows, applied, probs, stacked, x_new)
         new_p, new_d = self.true_prob()[rows], self.distortion[rows]
         self.last_delta[rows, patch] = new_p - old_p
-        self.steps[rows.cpu()] += 1
+        self.steps[charged] += 1
         rewards[rows] = (old_p - new_p) - self.penalty * (new_d - old_d)
-        self._finish(rows)
+        self._finish(rows, charged)
         return rewards
+
+    def _read_step(self, actions: Tensor) -> tuple[Tensor, bool]:
+        """The rows of the active episodes, on the host, and whether each of them has a valid
+        action, read from the device in one transfer: on a GPU every read makes the host wait
+        for the device, and the rows decide what the step queries and charges."""
+        valid = self.valid_actions().flatten(1)
+        index = actions.long()
+        in_range = (index >= 0) & (index < valid.shape[1])
+        chosen = valid.gather(1, index.clamp(0, valid.shape[1] - 1)[:, None]).squeeze(1)
+        allowed = (in_range & chosen) | self.done
+        *active, all_valid = torch.cat([self.active, allowed.all()[None]]).tolist()
+        rows = torch.tensor([i for i, on in enumerate(active) if on], dtype=torch.long)
+        return rows, all_valid
 
     def _region(self, patch: Tensor, keep: Tensor) -> Tensor:
         """(R, 1, *S) bool: the elements of ``patch[i]`` where ``keep[i]``."""
@@ -234,10 +255,11 @@ class RLABEnv:
         self,
         rows: Tensor,
         applied: Tensor,
+        probs: Tensor,
         stacked: Tensor | None = None,
         x: Tensor | None = None,
-        probs: Tensor | None = None,
     ) -> None:
+        """Adopt the patch assignments of ``rows`` and the victim's (already queried) answer."""
         if stacked is None:
             stacked = self.stacked[rows]
         if x is None:
@@ -246,8 +268,6 @@ class RLABEnv:
         self.stacked[rows] = stacked
         self.x[rows] = x
         self._on_current_fresh[rows] = False
-        if probs is None:
-            probs = self.oracle.probabilities(x, rows.cpu())
         self.probs[rows] = probs
         self.distortion[rows] = (x - self.x0[rows]).flatten(1).norm(dim=1)
 
@@ -256,18 +276,20 @@ class RLABEnv:
     ) -> None:
         """Adopt states already queried with ``try_states`` (no further query)."""
         if rows.numel():
-            self._set_state(rows, applied, stacked, probs=probs)
+            self._set_state(rows, applied, probs, stacked)
 
     def stop(self, rows: Tensor) -> None:
         """End the episodes of ``rows`` now (an agent that cannot afford its next move)."""
         self.done[rows] = True
 
-    def _finish(self, rows: Tensor) -> None:
+    def _finish(self, rows: Tensor, charged: Tensor) -> None:
+        """End the episodes of ``rows`` (``charged``: the same rows on the host) that are
+        fooled, out of queries or out of steps, and those with no action left."""
         fooled = self.predictions()[rows] != self.y[rows]
         self.success[rows] |= fooled
         out_of_steps = torch.zeros_like(fooled)
         if self.max_steps is not None:
-            out_of_steps = self.steps[rows.cpu()].to(fooled.device) >= self.max_steps
+            out_of_steps = self.steps[charged].to(fooled.device) >= self.max_steps
         self.done[rows] |= fooled | (self.queries_left()[rows] <= 0) | out_of_steps
         self._done_if_stuck()
 

@@ -36,7 +36,9 @@ class QueryOracle:
             index = torch.arange(x.shape[0])
         if index.numel() != x.shape[0]:
             raise ValueError(f"{x.shape[0]} inputs but {index.numel()} sample indices")
-        self.queries.index_add_(0, index.cpu(), torch.ones(index.numel(), dtype=torch.long))
+        # The counter lives on the host, and the environment passes host indices: no copy.
+        charged = index.to(self.queries.device)
+        self.queries.index_add_(0, charged, torch.ones(index.numel(), dtype=torch.long))
         model = self.__model
         was_training = model.training
         model.eval()

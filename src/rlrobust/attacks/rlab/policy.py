@@ -126,8 +126,9 @@ class LearnedAgent:
         with torch.no_grad():
             while env.active.any():
                 logits = masked_logits(self.net, static, env)
-                rows = env.active
-                logits[~rows] = 0.0  # finished rows: any finite values, the action is ignored
+                # Finished rows: any finite values, the action is ignored (a mask, not boolean
+                # indexing, which would make the host wait for a GPU at every step).
+                logits = logits.masked_fill(env.done[:, None], 0.0)
                 if self.mode == "greedy":
                     actions = logits.argmax(dim=1)
                 else:

@@ -45,8 +45,8 @@ def run_episode(net: PolicyNet, env: RLABEnv, generator: torch.Generator):
     logps, entropies, rewards, alive = [], [], [], []
     while env.active.any():
         live = env.active.clone()
-        logits = masked_logits(net, static, env)
-        logits[~live] = 0.0
+        # Finished rows: any finite values (a mask: boolean indexing would sync with a GPU).
+        logits = masked_logits(net, static, env).masked_fill(~live[:, None], 0.0)
         dist = torch.distributions.Categorical(logits=logits)
         with torch.no_grad():
             actions = torch.multinomial(dist.probs, 1, generator=generator)[:, 0]
