@@ -4,8 +4,9 @@ which records answer it, how our number is computed and the command that produce
 A claim's ``kind`` names its rule in ``rules.py``. ``paired``: arm A (``arms[0]``, the one the
 paper says is more robust) against arm B (``arms[1]``) on the same test images, seed by seed;
 the paper's number is read from the reproduction preset's references (``preset``,
-``reference_metric``), never copied here. The other kinds (a lambda grid, flatness, training
-cost, RLAB's success rate) have no rule written yet: their rows say what would test them.
+``reference_metric``), never copied here. The other kinds (``grid``, ``breaks``, ``flatness``,
+``indicators``, ``cost``, ``rlab``) each have a module of their own, listed in ``rules.py``;
+``what_would_test`` says, for a claim, what its rule computes from the records.
 
 The study runs at laptop scale: CIFAR-10 claims are mapped to MNIST / Fashion-MNIST as the
 presets' laptop scale does, and ``mapping`` says so in each row.
@@ -86,6 +87,22 @@ def _reproduce_lambda() -> str:
             COLLECT.format(out="reproduce/kim-lambda-lr", claim=claim, run=lr_run),
         ]
     )
+
+
+def _reproduce_rlab() -> str:
+    """The rlab preset's laptop runs, then Square beside RLAB: the reproduction's post step runs
+    no Square, so the learned agent it saved (RUN/rlab-agent) attacks the same seeded test images
+    again with the preset's laptop RLAB settings (tests/test_findings_rlab.py checks them against
+    the preset), with Square at the same query budget, replacing RUN/rlab-learned (the same RLAB
+    numbers, Square added)."""
+    out = "reproduce/rlab-laptop"
+    square = (
+        f'for RUN in {out}/runs/*; do rlrobust attack rlab "$RUN" --agent learned --agent-dir '
+        '"$RUN/rlab-agent" --n-examples 500 --patch-size 4 --max-steps 500 --budget 5000 '
+        '--square-eps 0.1 0.3 --no-masks --out "$RUN/rlab-learned" --overwrite --quiet; done'
+    )
+    run = f"rlrobust reproduce rlab --scale laptop --out {out}; {square}"
+    return f"{run}; {COLLECT.format(out=out, claim='rlab', run=run)}"
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -221,24 +238,31 @@ CLAIMS: tuple[Claim, ...] = (
         statement="learning to attack gives PGD-AT's robustness at a lower training cost",
         kind="cost",
         run=_reproduce("l2l", "0.3", "l2l"),
-        mapping="CIFAR-10 mapped to MNIST (laptop scale)",
+        mapping="CIFAR-10 / ResNet-18 mapped to MNIST / LeNet5 at eps 0.3 (laptop scale)",
         preset="l2l",
         paper_number="no number in our sources",
-        what_would_test="AutoAttack accuracy of each arm over seeds, and the training cost (wall "
-        "time and gradient evaluations from metrics.csv)",
+        what_would_test="per L2L variant (plain, gradient, 2-step) against PGD-AT, seed by seed "
+        "on the same test images: the robust-accuracy difference L2L - PGD-AT under AutoAttack "
+        "(else the preset's PGD) with a Bonferroni interval over the variants, and the training "
+        "cost ratio L2L / PGD-AT from metrics.csv (backward passes where recorded, wall time "
+        "beside); a variant supports the claim when non-inferior (within 2 points, ours) and "
+        "cheaper",
     ),
     Claim(
         id="rlab",
         paper="Sarkar et al. (003), RLAB abstract",
         statement="the RLAB agent reaches a '100 % average success rate' with fewer queries",
         kind="rlab",
-        run=_reproduce("rlab", "0.1", "rlab"),
+        run=_reproduce_rlab(),
         mapping="their data and victims mapped to MNIST CE and policy victims; 2-D only until "
         "the 1-D / 3-D RLAB issue lands",
         preset="rlab",
         reference_metric="rlab_learned_success",
-        what_would_test="success rate and queries against Square at the same budget, masks "
-        "against the gradient baselines, and retraining with its samples",
+        what_would_test="per victim (CE and policy), the learned agent's success rate with its "
+        "Wilson interval and queries per success (the greedy baseline beside), against Square "
+        "(eps 0.1 and 0.3) at the same query budget on the same images: whether RLAB needs fewer "
+        "queries on the images both fooled (decided from the counts, the records holding no "
+        "per-image queries); the masks and retraining parts of the paper are not tested",
     ),
 )
 

@@ -38,8 +38,9 @@ no records yet, or records that cannot answer, with the reason and the command t
 other kinds of claim have their own rule, in one module each (`rlrobust/findings/rules.py` lists
 them; each module's docstring states its verdicts and every threshold that is ours): `grid`
 (Kim's MNIST lambda table), `breaks` (AutoAttack against FGSM without adversarial training),
-`flatness` (Hessian sharpness, Kim Eq. 30) and `indicators` (Zou's gradient indicators and
-entropy).
+`flatness` (Hessian sharpness, Kim Eq. 30), `indicators` (Zou's gradient indicators and
+entropy), `cost` (L2L against PGD-AT: non-inferior robustness at a lower training cost) and
+`rlab` (RLAB's success rate and queries against Square).
 """
 
 

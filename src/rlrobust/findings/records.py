@@ -4,13 +4,17 @@
 folder under it with a ``config.json``; its arm is the variant its sweep manifest names
 (``sweep.json`` of a sweep or reproduce folder), else the ``arm`` given to ``collect``; its seed
 is the config's ``train.seed``. A run's ``diagnostics.json`` (what ``rlrobust diagnose`` writes
-into each run folder it measures) is read with it, for the rules that answer from diagnostics.
+into each run folder it measures) is read with it, for the rules that answer from diagnostics;
+so are its ``metrics.csv`` (one row per epoch: training cost for the ``cost`` rule) and the RLAB
+records ``rlab.json`` of its subfolders (``rlab/`` and ``rlab-learned/`` of a reproduce run, or
+any ``--out`` of ``rlrobust attack rlab`` inside the run folder, for the ``rlab`` rule).
 Everything is read in sorted order, so the document built from the same records is the same
 byte for byte.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,8 @@ from pathlib import Path
 from rlrobust.findings.collect import PROVENANCE
 
 DIAGNOSTICS = "diagnostics.json"
+METRICS = "metrics.csv"
+RLAB = "rlab.json"
 
 
 @dataclass
@@ -30,6 +36,8 @@ class RunRecords:
     evaluation_name: str | None = None  # which evaluation record was read
     evaluation: dict | None = None  # with per_sample
     diagnostics: dict | None = None  # the run's diagnostics.json ({part: record}), if any
+    metrics: list[dict] = field(default_factory=list)  # metrics.csv rows (numbers as floats)
+    rlab: dict[str, dict] = field(default_factory=dict)  # subfolder -> its rlab.json record
     problems: list[str] = field(default_factory=list)
 
 
@@ -70,6 +78,32 @@ def read_diagnostics(run_dir: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _cell(text: str) -> float | str | None:
+    """A metrics.csv cell: a number as float, an empty cell (a column the epoch did not write)
+    as None, anything else (the stage name) as written."""
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    """The rows of the run's ``metrics.csv`` (what training writes, one per epoch), or []."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def read_rlab(run_dir: Path) -> dict[str, dict]:
+    """``{subfolder: rlab.json}`` of the RLAB attacks written inside the run folder (the record
+    names its agent), in sorted order."""
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(run_dir.glob(f"*/{RLAB}"))}
+
+
 def read_collection(root: Path, results: Path, evaluations: tuple[str, ...]) -> Collection:
     provenance = json.loads((root / PROVENANCE).read_text())
     reproduce = root / "reproduce.json"
@@ -90,6 +124,14 @@ def read_collection(root: Path, results: Path, evaluations: tuple[str, ...]) -> 
             run.diagnostics = read_diagnostics(run_dir)
         except ValueError as error:  # a broken record is reported, not fatal
             run.problems.append(f"{run.path}/{DIAGNOSTICS}: {error}")
+        try:
+            run.metrics = read_metrics(run_dir)
+        except (csv.Error, UnicodeDecodeError) as error:  # reported, not fatal
+            run.problems.append(f"{run.path}/{METRICS}: {error}")
+        try:
+            run.rlab = read_rlab(run_dir)
+        except ValueError as error:  # reported, not fatal
+            run.problems.append(f"{run.path}/*/{RLAB}: {error}")
         runs.append(run)
     return Collection(
         root.name,
