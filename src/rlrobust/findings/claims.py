@@ -224,8 +224,9 @@ CLAIMS: tuple[Claim, ...] = (
         mapping="CIFAR-10 mapped to MNIST (laptop scale)",
         preset="l2l",
         paper_number="no number in our sources",
-        what_would_test="AutoAttack accuracy of each arm over seeds, and the training cost (wall "
-        "time and gradient evaluations from metrics.csv)",
+        what_would_test="AutoAttack accuracy of each arm over seeds, and the training cost from "
+        "metrics.csv (wall time epoch_seconds, and the load-independent "
+        "train_backward_passes_per_example: backward passes through the classifier per example)",
     ),
     Claim(
         id="rlab",
