@@ -116,6 +116,10 @@ def test_torchrun_two_processes_match_a_single_process(tmp_path):
         assert float(rb["train_loss"]) == pytest.approx(float(ra["train_loss"]), rel=0.05)
         assert abs(float(rb["test_accuracy"]) - float(ra["test_accuracy"])) <= 0.02
         assert rb["stage"] == ra["stage"]
+        # The cost is counted in examples and summed over the ranks: 20 + 20 examples per global
+        # batch give exactly the single process's 240 backward passes (1 per example).
+        assert rb["train_backward_passes"] == ra["train_backward_passes"] == "240"
+        assert rb["train_backward_passes_per_example"] == "1.0"
     # Rank 0 alone wrote: one config, one state, one set of checkpoint files, nothing stray.
     assert sorted(p.name for p in ddp.iterdir()) == sorted(p.name for p in single.iterdir())
     assert sorted(p.name for p in (ddp / "checkpoints").iterdir()) == sorted(

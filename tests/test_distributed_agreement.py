@@ -32,6 +32,8 @@ TWO_STAGE = {
 }
 L2L = {"adversarial.method": "l2l", "adversarial.eps": 0.1, "train.epochs": 1}
 # TRADES and RL-adv run two forward passes through the DDP-wrapped model before one backward.
+# Their backward passes per example (tests/test_backward_passes.py): TRADES K + 2, RL-adv with
+# FGSM 3; L2L (gradient variant) 3.
 TWO_FORWARDS = {
     "trades": {"adversarial.method": "trades", "adversarial.eps": 0.1, "adversarial.steps": 2},
     "rl_adv": {
@@ -87,6 +89,10 @@ def _rank(rank: int, world: int, port: int, overrides: dict, run_dir: str, resul
                 "stages": [row["stage"] for row in state["metrics"]],
                 "switch": state["two_stage"],
                 "attacker": [t.tolist() for t in captured.get("attacker", [])],
+                "cost": [
+                    (row["train_backward_passes"], row["train_backward_passes_per_example"])
+                    for row in state["metrics"]
+                ],
             }
         )
     except Exception as error:  # reported to the test, which fails with it
@@ -139,6 +145,9 @@ def test_a_folder_rank_zero_refuses_fails_every_rank_with_its_reason(tmp_path):
 def test_the_l2l_attacker_is_the_same_on_every_rank(tmp_path):
     rank0, rank1 = run_two_ranks({**BASE, **L2L}, tmp_path / "run")
     assert rank0["attacker"] and rank0["attacker"] == rank1["attacker"]
+    # The attacker's update backpropagates through each rank's DDP-wrapped classifier: counted,
+    # and summed over the ranks (160 examples, 3 passes each).
+    assert rank0["cost"] == rank1["cost"] == [(480, 3.0)]
     assert (tmp_path / "run" / "state.json").is_file()
 
 
@@ -147,6 +156,10 @@ def test_the_l2l_attacker_is_the_same_on_every_rank(tmp_path):
 def test_two_forward_passes_before_one_backward_train_under_ddp(tmp_path, method):
     rank0, rank1 = run_two_ranks({**BASE, **TWO_FORWARDS[method]}, tmp_path / "run")
     assert rank0["stages"] == rank1["stages"] and len(rank0["stages"]) == 2
+    # Both forwards' backward passes counted on each rank, summed over the ranks: the job's
+    # count for 160 examples, as a single process would give it.
+    per_example = {"trades": 2 + 2, "rl_adv": 3}[method]
+    assert rank0["cost"] == [(160 * per_example, float(per_example))] * 2
     assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
@@ -156,8 +169,7 @@ def test_each_rank_draws_its_own_stream_and_rank_zero_the_single_process_one():
     streams = {rank_stream(seed, rank) for rank in range(8)}
     assert len(streams) == 8
     draws = [
-        torch.rand(4, generator=torch.Generator().manual_seed(rank_stream(seed, r)))
-        for r in (0, 1)
+        torch.rand(4, generator=torch.Generator().manual_seed(rank_stream(seed, r))) for r in (0, 1)
     ]
     assert not torch.equal(*draws)
     # Distinct in the low 32 bits (all that torch's CPU generator keeps), and far from the

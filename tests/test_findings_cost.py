@@ -275,6 +275,10 @@ def smoke_commands() -> tuple[list[str], list[str]]:
     return [*reproduce[1:], "--quiet"], shlex.split(body)[1:]
 
 
+#: example-backward passes per training example of each L2L variant (tests/test_backward_passes.py)
+SMOKE_BACKWARD_PER_EXAMPLE = {PLAIN: 2, GRADIENT: 3, TWO_STEP: 4}
+
+
 @pytest.mark.slow
 def test_the_claims_command_at_smoke_scale_is_read_back(tmp_path, monkeypatch):
     from rlrobust.cli import main
@@ -307,9 +311,9 @@ def test_the_claims_command_at_smoke_scale_is_read_back(tmp_path, monkeypatch):
         assert numbers["difference"]["mean"] == pytest.approx(100 * (raw_aa(slug) - raw_aa(base)))
         seconds = raw_cost(slug, cost.SECONDS) / raw_cost(base, cost.SECONDS)
         assert numbers["ratios"][cost.SECONDS] == pytest.approx(seconds)
-        passes = raw_cost(base, cost.BACKWARD)  # recorded once the training writes the column
-        if passes is None:
-            assert numbers["ratios"][cost.BACKWARD] is None and numbers["basis"] == "wall time"
-        else:
-            expected = raw_cost(slug, cost.BACKWARD) / passes
-            assert numbers["ratios"][cost.BACKWARD] == pytest.approx(expected)
+        # the training records its backward passes (docs/training.md, "Training cost"): PGD-AT
+        # with the smoke scale's 2 steps makes 3 per example, L2L plain 2, gradient 3, two-step 4
+        expected = raw_cost(slug, cost.BACKWARD) / raw_cost(base, cost.BACKWARD)
+        assert numbers["ratios"][cost.BACKWARD] == pytest.approx(expected)
+        assert numbers["basis"] == "backward passes"
+        assert expected == pytest.approx(SMOKE_BACKWARD_PER_EXAMPLE[variant] / 3)

@@ -244,9 +244,9 @@ CLAIMS: tuple[Claim, ...] = (
         what_would_test="per L2L variant (plain, gradient, 2-step) against PGD-AT, seed by seed "
         "on the same test images: the robust-accuracy difference L2L - PGD-AT under AutoAttack "
         "(else the preset's PGD) with a Bonferroni interval over the variants, and the training "
-        "cost ratio L2L / PGD-AT from metrics.csv (backward passes where recorded, wall time "
-        "beside); a variant supports the claim when non-inferior (within 2 points, ours) and "
-        "cheaper",
+        "cost ratio L2L / PGD-AT from metrics.csv (train_backward_passes: example-backward "
+        "passes through the classifier, where recorded; wall time beside); a variant supports "
+        "the claim when non-inferior (within 2 points, ours) and cheaper",
     ),
     Claim(
         id="rlab",

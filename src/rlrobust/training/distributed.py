@@ -11,7 +11,10 @@ joins the process group and trains the same model on its own part of every batch
   losses is the mean over the global batch, so one step equals the single-process step up to
   floating-point summation order;
 - the epoch statistics (loss, reward mean, ...) are all-reduced, weighted by the samples each
-  rank saw, so metrics.csv holds global-batch numbers as in a single-process run;
+  rank saw, so metrics.csv holds global-batch numbers as in a single-process run; the epoch's
+  cost in backward passes (``cost.py``, counted in examples) is summed over the ranks instead,
+  so ``train_backward_passes`` is the job's count, the same as a single process's, and
+  ``train_backward_passes_per_example`` (a mean) is the global count over the global examples;
 - every decision that changes control flow (the two-stage switch, an early stop of a defence's
   monitor) is taken on rank 0 and broadcast (``from_main``): with BatchNorm the ranks' running
   statistics differ, so their held-out accuracies can differ, and a switch on one rank but not
@@ -29,7 +32,7 @@ plain single-process path.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -142,15 +145,24 @@ class DistributedContext:
             data, batch_size, rank=self.rank, world_size=self.world_size, **kw
         )
 
-    def average_stats(self, stats: dict[str, float], local_samples: int) -> dict[str, float]:
-        """Sample-weighted mean of every epoch statistic over all ranks (one all_reduce)."""
+    def average_stats(
+        self, stats: dict[str, float], local_samples: int, totals: Collection[str] = ()
+    ) -> dict[str, float]:
+        """Sample-weighted mean of every epoch statistic over all ranks (one all_reduce); the
+        stats named in ``totals`` (epoch totals such as ``backward_passes``) are summed instead,
+        so they count the whole job."""
         names = sorted(stats)
-        values = [stats[k] * local_samples for k in names] + [float(local_samples)]
-        buffer = torch.tensor(values, dtype=torch.float64, device=self.device)
+        values = [stats[k] * (1 if k in totals else local_samples) for k in names]
+        buffer = torch.tensor(
+            values + [float(local_samples)], dtype=torch.float64, device=self.device
+        )
         dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
         total = max(float(buffer[-1]), 1.0)
-        averaged = {k: float(v) / total for k, v in zip(names, buffer[:-1].tolist(), strict=True)}
-        return {k: averaged[k] for k in stats}  # keep the single-process column order
+        reduced = {
+            k: float(v) if k in totals else float(v) / total
+            for k, v in zip(names, buffer[:-1].tolist(), strict=True)
+        }
+        return {k: reduced[k] for k in stats}  # keep the single-process column order
 
     def from_main(self, value):
         """Rank 0's ``value`` on every rank (any picklable value): one decision for all."""

@@ -3,13 +3,27 @@
 Run directory layout::
 
     RUN/config.json       the resolved config
-    RUN/metrics.csv       one row per epoch (loss, reward, accuracy, stage, lr, time)
+    RUN/metrics.csv       one row per epoch (loss, reward, accuracy, stage, lr, time, cost)
     RUN/state.json        the committed checkpoint (epoch, stage, finished flag, file names)
     RUN/checkpoints/      weights and optimiser tensors of the newest epoch (safetensors)
     RUN/model.safetensors the newest weights under a stable name (with
                           train.select_checkpoint = best_fgsm_test: the selected ones)
     RUN/select/           train.checkpoint_every: weights every K epochs (selection.py)
     RUN/model-last.safetensors, RUN/selection.json   the last weights and the selection record
+
+The cost of an epoch, beside its wall time ``epoch_seconds`` (which depends on the machine and
+its load), in two metrics.csv columns measured by ``training/cost.py``:
+
+- ``train_backward_passes``: the backward passes through the classifier during the epoch's
+  training steps, in examples (a pass over a batch of n counts n): the weight updates, the
+  attacks' input-gradient passes, L2L's attacker update (it backpropagates through the frozen
+  classifier), both passes of a loss on two forward passes (TRADES, RL-adv). Forwards under
+  ``torch.no_grad``, the held-out accuracy and the end-of-epoch monitor are not counted. Under
+  torchrun the ranks' counts are summed: the job's count, equal to a single process's.
+- ``train_backward_passes_per_example``: that total divided by the training examples of the
+  epoch (1 for plain training, 2 for FGSM-AT, K + 1 for PGD-AT with K steps, K + 2 for TRADES).
+
+Rows written before these columns existed have them empty; such a run resumes as any other.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from rlrobust.runs import (  # noqa: F401 - saved_config re-exported
 )
 from rlrobust.seeding import make_generator, seed_everything
 from rlrobust.training.checkpoint import load_checkpoint, save_checkpoint
+from rlrobust.training.cost import EPOCH_TOTALS
 from rlrobust.training.distributed import from_environment, rank_stream
 from rlrobust.training.fast import (
     compile_errors,
@@ -299,8 +314,9 @@ def _train(cfg, run_dir, device, ddp, resume, progress, log, stop_after_epoch) -
                 channels_last=channels_last,
                 amp=amp,
             )
-        if ddp is not None:
-            stats = ddp.average_stats(stats, loader.local_samples())
+        if ddp is not None:  # means over the ranks; the cost is summed (cost.EPOCH_TOTALS)
+            stats = ddp.average_stats(stats, loader.local_samples(), totals=EPOCH_TOTALS)
+        stats["backward_passes"] = round(stats["backward_passes"])  # a count: 256, not 256.0
         heldout = accuracy(model, splits.heldout, cfg.data.eval_batch_size, device)
         if ddp is not None:  # BatchNorm statistics differ per rank: rank 0 decides for all
             heldout = ddp.from_main(heldout)
