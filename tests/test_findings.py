@@ -196,6 +196,18 @@ def test_paired_verdict_rule(kind, mean, interval, n, masking, verdict, why):
     assert got == verdict and why in reason
 
 
+def test_a_difference_far_below_the_papers_holds_only_weakly():
+    # the zou claim's paper says A - B +50; an interval topping at +7.7 is not that size
+    got, why = rules.paired_verdict(
+        "autoattack", 5.8, [3.9, 7.7], 3, ["no evidence of masking"] * 3, paper_difference=50.0
+    )
+    assert got == rules.WEAK and "far smaller than the paper's" in why
+    at_size, _ = rules.paired_verdict(
+        "autoattack", 30.0, [20.0, 40.0], 3, ["no evidence of masking"] * 3, paper_difference=50.0
+    )
+    assert at_size == rules.HOLDS  # the top of the interval reaches half the paper's +50
+
+
 def test_pgd_only_records_hold_weakly_and_a_worse_arm_does_not_hold(tmp_path):
     results = write_results(tmp_path)
     for per_sample in (results / "kim-table3").rglob("evaluation-per-sample.json"):

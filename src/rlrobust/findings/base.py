@@ -58,6 +58,20 @@ def paper_side(claim: Claim) -> tuple[str, str]:
     return f"{what}: {min(values):g} to {max(values):g} over {len(refs)} cells", refs[0].source
 
 
+def paper_difference(claim: Claim) -> float | None:
+    """The paper's A - B (points) under the claim's reference metric, when the preset holds
+    both arms' numbers."""
+    if claim.preset is None or claim.reference_metric is None or not claim.arms:
+        return None
+    from rlrobust.experiments.presets import get_preset
+
+    refs = get_preset(claim.preset).references
+    by_arm = {r.variant: r.value for r in refs if r.metric == claim.reference_metric}
+    if claim.arms[0] in by_arm and claim.arms[1] in by_arm:
+        return by_arm[claim.arms[0]] - by_arm[claim.arms[1]]
+    return None
+
+
 # --- protocol differences ----------------------------------------------------------------------
 
 

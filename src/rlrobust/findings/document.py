@@ -32,8 +32,8 @@ is AutoAttack (standard) when the records hold it, else PGD.
 
 Verdicts for a paired claim (`rlrobust/findings/paired.py`): **holds**: A - B > 0 under
 AutoAttack, its interval above 0, at least two seeds, and the masking checks ran on A without
-evidence; **holds weakly**: the direction is right but one of those is missing (the reason names
-it); **does not hold**: A - B <= 0, or evidence of gradient masking on A; **not testable here**:
+evidence; **holds weakly**: the direction is right but one of those is missing, or the whole
+interval lies below half the paper's A - B (the reason names which); **does not hold**: A - B <= 0, or evidence of gradient masking on A; **not testable here**:
 no records yet, or records that cannot answer, with the reason and the command that would. The
 other kinds of claim have their own rule, in one module each (`rlrobust/findings/rules.py` lists
 them; each module's docstring states its verdicts and every threshold that is ours): `grid`

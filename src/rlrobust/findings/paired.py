@@ -11,7 +11,9 @@ bootstrap interval over the test images. ``paired_verdict`` turns these into one
 - **holds**: the difference is > 0 under AutoAttack, its interval excludes 0, at least two seeds,
   and the masking checks ran on every A run without evidence;
 - **holds weakly**: the direction is right but one of those is missing (only PGD, the interval
-  touches 0, one seed, masking not checked), each named in the reason;
+  touches 0, one seed, masking not checked), or the size is not the paper's: the whole interval
+  lies below ``SIZE_FRACTION`` (a half, ours) of the paper's A - B, when the preset holds it
+  (a claim of "far more robust" is not met by a sliver); each named in the reason;
 - **not testable here**: records that cannot answer (an arm missing, no seed with both arms, no
   shared attack).
 """
@@ -29,11 +31,15 @@ from rlrobust.findings.base import (
     count_verdicts,
     masking_verdict,
     metric_label,
+    paper_difference,
     seeds_text,
 )
 from rlrobust.findings.claims import Claim
 from rlrobust.findings.records import Collection, RunRecords
 from rlrobust.stats import format_interval, seed_summary
+
+#: an interval wholly below this fraction of the paper's A - B is not the paper's size (ours)
+SIZE_FRACTION = 0.5
 
 
 def paired_verdict(
@@ -42,10 +48,11 @@ def paired_verdict(
     interval: list[float] | tuple[float, float] | None,
     n_seeds: int,
     a_masking: list[str | None],
+    paper_difference: float | None = None,
 ) -> tuple[str, str]:
     """The verdict of a paired claim and why (module docstring). Differences in points, A - B;
     ``metric_kind`` "autoattack" or "pgd"; ``a_masking``: A's masking verdict per seed (None:
-    not checked)."""
+    not checked); ``paper_difference``: the paper's A - B, when known."""
     masked = [v for v in a_masking if v in MASKED_VERDICTS]
     if masked:
         return FAILS, f"A's masking verdict is '{masked[0]}' on {len(masked)} of {n_seeds} seed(s)"
@@ -63,6 +70,16 @@ def paired_verdict(
     unchecked = sum(v is None for v in a_masking)
     if unchecked:
         weak.append(f"masking not checked on {unchecked} of {n_seeds} A run(s)")
+    if (
+        paper_difference is not None
+        and paper_difference > 0
+        and interval is not None
+        and interval[1] < SIZE_FRACTION * paper_difference
+    ):
+        weak.append(
+            f"far smaller than the paper's: the interval's top {interval[1]:+.2f} is below "
+            f"{SIZE_FRACTION:g} x the paper's A - B {paper_difference:+.2f}"
+        )
     if weak:
         return WEAK, "direction as the paper, but " + "; ".join(weak)
     return HOLDS, (
@@ -129,14 +146,18 @@ def paired_finding(claim: Claim, collections: list[Collection], base: Finding) -
     a_acc = [100 * rows[label]["a"]["accuracy"] for *_, rows in comparisons]
     b_acc = [100 * rows[label]["b"]["accuracy"] for *_, rows in comparisons]
     diffs = [100 * rows[label]["difference"] for *_, rows in comparisons]
-    sa, sb, sd = seed_summary(a_acc), seed_summary(b_acc), seed_summary(diffs)
+    percent = (0.0, 100.0)  # an accuracy's t interval is cut at its bounds, and says so
+    sa, sb = seed_summary(a_acc, bounds=percent), seed_summary(b_acc, bounds=percent)
+    sd = seed_summary(diffs)
     n = len(comparisons)
     interval = sd["interval"]
     if n == 1:
         interval = [100 * v for v in comparisons[0][3][label]["difference_interval"]]
     a_masking = [masking_verdict(a) for _, a, _, _ in comparisons]
     b_masking = [masking_verdict(b) for _, _, b, _ in comparisons]
-    base.verdict, base.reason = paired_verdict(kind, sd["mean"], interval, n, a_masking)
+    base.verdict, base.reason = paired_verdict(
+        kind, sd["mean"], interval, n, a_masking, paper_difference(claim)
+    )
     shown = format_interval(interval, 1.0, 2)
     base.our_number = (
         f"{label}: A {seeds_text(sa)} vs B {seeds_text(sb)}; A - B {sd['mean']:+.2f}"
