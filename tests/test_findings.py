@@ -208,6 +208,24 @@ def test_a_difference_far_below_the_papers_holds_only_weakly():
     assert at_size == rules.HOLDS  # the top of the interval reaches half the paper's +50
 
 
+def test_seeds_without_the_preferred_record_are_left_out_and_named(tmp_path):
+    results = write_results(tmp_path)
+    runs = results / "kim-table3" / "synthetic" / "runs"
+    # seed 2's two runs hold the claim's preferred record ('standard'); seeds 0 and 1 only the
+    # preset's ('evaluation'): the seeds are compared on one kind of record, the preferred one
+    for tag in ("a", "b"):
+        for name in ("evaluation.json", "evaluation-per-sample.json"):
+            old = runs / f"{tag}-seed2" / name
+            old.rename(old.with_name(name.replace("evaluation", "standard")))
+    f = finding(results)
+    assert f.numbers["seeds"] == [2]
+    assert any(
+        "seed(s) 0, 1 left out: not both arms hold a 'standard' record" in line
+        for line in f.details
+    )
+    assert f.verdict == rules.WEAK and "one seed" in f.reason
+
+
 def test_pgd_only_records_hold_weakly_and_a_worse_arm_does_not_hold(tmp_path):
     results = write_results(tmp_path)
     for per_sample in (results / "kim-table3").rglob("evaluation-per-sample.json"):

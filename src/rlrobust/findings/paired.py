@@ -1,7 +1,9 @@
 """The ``paired`` rule: arm A (claimed more robust) against arm B on the same test images.
 
 For every seed that both arms ran, ``compare_runs`` pairs A's and B's per-sample verdicts on the
-same test images. The metric is AutoAttack when every pair holds it, else PGD. Our number is each
+same test images, on one kind of record: the claim's most preferred evaluation (``standard``
+before the preset's ``evaluation``) that both arms of some seed hold; seeds without it are left
+out and named. The metric is AutoAttack when every pair holds it, else PGD. Our number is each
 arm's accuracy as mean ± std over seeds with a 95 % Student-t interval (``seed_summary``) and the
 paired difference A - B likewise; with one seed, the difference's interval is that seed's paired
 bootstrap interval over the test images. ``paired_verdict`` turns these into one of four verdicts:
@@ -102,7 +104,16 @@ def _pairs(claim: Claim, runs: list[RunRecords]) -> tuple[list[tuple], str | Non
     seeds = sorted(set(a) & set(b), key=str)
     if not seeds:
         return [], f"no seed with both arms (A seeds {sorted(a, key=str)}, B {sorted(b, key=str)})"
-    return [(s, a[s], b[s]) for s in seeds], None
+    pairs = [(s, a[s], b[s]) for s in seeds]
+    # Seeds are compared on one kind of record: the claim's most preferred one that some seed
+    # holds for both arms (a seed evaluated only by the preset cannot join AutoAttack's seeds).
+    for name in claim.evaluations:
+        same = [p for p in pairs if p[1].evaluation_name == name == p[2].evaluation_name]
+        if same:
+            left = [str(p[0]) for p in pairs if p not in same]
+            note = f"seed(s) {', '.join(left)} left out: not both arms hold a '{name}' record"
+            return same, note if left else None
+    return pairs, None
 
 
 def paired_finding(claim: Claim, collections: list[Collection], base: Finding) -> Finding:
@@ -112,7 +123,9 @@ def paired_finding(claim: Claim, collections: list[Collection], base: Finding) -
     runs = [r for c in collections for r in c.runs]
     problems = [p for r in runs for p in r.problems]
     pairs, why = _pairs(claim, runs)
-    if why:
+    if pairs and why:  # some seeds compared, the others named
+        problems.append(why)
+    elif why:
         base.verdict, base.reason = UNTESTABLE, why
         base.details += [f"- problem: {p}" for p in problems]
         return base
