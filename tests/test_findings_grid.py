@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -115,17 +116,20 @@ def test_a_flat_grid_holds_and_its_numbers_match_hand_computation(tmp_path):
     assert "| 60.00 ± 3.00" in text and "| 60.47 |" in text  # the paper's (1.5, 0.25) cell
 
 
+def raise_corner(results: Path, lam1: float, trend: float, extras: dict[int, float]) -> None:
+    """Rewrite the (lam1, 1.5) cell: its PGD accuracy gains ``extras[seed]`` points."""
+    root = results / CLAIM.id / "grid" / "runs"
+    for seed, extra in extras.items():
+        path = root / f"{lam1}-1.5__s{seed}"
+        shutil.rmtree(path)
+        write_run(path, lam1, 1.5, 0.1, seed, 99.0, pgd_of(lam1, 1.5, seed, trend) + extra)
+
+
 def test_a_lambda2_trend_fails_the_mnist_claim_with_the_bonferroni_interval(tmp_path):
     # +2 points per lambda2 step with a per-seed wobble: differences 4 + (seed - 1) * 0.5 at
     # lambda1 = 0.25 need different noise at the two ends; write them explicitly
     results = write_grid(tmp_path, trend=2.0)
-    root = results / CLAIM.id / "grid" / "runs"
-    for seed, extra in ((0, 0.0), (1, 1.0), (2, 2.0)):
-        path = root / f"0.25-1.5__s{seed}"
-        for name in path.iterdir():
-            name.unlink()
-        path.rmdir()
-        write_run(path, 0.25, 1.5, 0.1, seed, 99.0, pgd_of(0.25, 1.5, seed, 2.0) + extra)
+    raise_corner(results, 0.25, 2.0, {0: 0.0, 1: 1.0, 2: 2.0})
     f = rules.find(CLAIM, results)
     t = f.numbers["trends"][0.25]
     # differences: 4 + 0, 4 + 1, 4 + 2 = 4, 5, 6: mean 5, std 1
@@ -138,14 +142,8 @@ def test_a_lambda2_trend_fails_the_mnist_claim_with_the_bonferroni_interval(tmp_
 
 def test_a_trend_inside_its_bonferroni_interval_is_no_tendency(tmp_path):
     results = write_grid(tmp_path)
-    root = results / CLAIM.id / "grid" / "runs"
     # lambda1 = 0.75, differences 1, 3, 5: mean 3, std 2, half width 7.65 * 2 / sqrt(3) = 8.8
-    for seed, extra in ((0, 1.0), (1, 3.0), (2, 5.0)):
-        path = root / f"0.75-1.5__s{seed}"
-        for name in path.iterdir():
-            name.unlink()
-        path.rmdir()
-        write_run(path, 0.75, 1.5, 0.1, seed, 99.0, pgd_of(0.75, 1.5, seed, 0.0) + extra)
+    raise_corner(results, 0.75, 0.0, {0: 1.0, 1: 3.0, 2: 5.0})
     f = rules.find(CLAIM, results)
     assert f.numbers["trends"][0.75]["mean"] == pytest.approx(3.0)
     assert f.verdict == rules.HOLDS, f.reason
