@@ -107,7 +107,6 @@ def training_protocol() -> dict:
 def gupta_fgsm_at() -> Preset:
     table1 = "Gupta Table 1 (CIFAR-10, FGSM-AT eps 8/255, AutoAttack eps 8/255)"
     results = "Gupta, Results: FGSM accuracy at eps 8/255 of the selected checkpoint"
-    ce = CE_OBJECTIVE
     protocol = {
         **training_protocol(),
         "train.select_eps": stated(CIFAR_EPS, SELECT, requires="train.select_eps"),
@@ -146,9 +145,9 @@ def gupta_fgsm_at() -> Preset:
                 **_select("best_fgsm_test", SELECT),
             }
         ),
-        CE_BEST: Variant({**ce, **_select("best_fgsm_test", SELECT)}),
+        CE_BEST: Variant({**CE_OBJECTIVE, **_select("best_fgsm_test", SELECT)}),
         CE_LAST: Variant(
-            {**ce, **_select("last", "Gupta Table 1: 'CE (220th epoch)', the last epoch")}
+            {**CE_OBJECTIVE, **_select("last", "Gupta Table 1: 'CE (220th epoch)', the last epoch")}
         ),
     }
     smoke_eps = Delta(
