@@ -274,13 +274,14 @@ def smoke_runs(runs: int = 1) -> Delta:
     return Delta("smoke runs", "one seed keeps the test suite short", {"runs": runs})
 
 
-def laptop_runs(runs: int = 3) -> Delta:
-    return Delta(
-        "laptop runs",
-        "three seeds: the fewest that give a spread and a Student-t interval across seeds "
-        "(docs/findings.md), within laptop minutes",
-        {"runs": runs},
-    )
+LAPTOP_RUNS_WHY = (
+    "three seeds: the fewest that give a spread and a Student-t interval across seeds "
+    "(docs/findings.md), within laptop minutes"
+)
+
+
+def laptop_runs(runs: int = 3, why: str = LAPTOP_RUNS_WHY) -> Delta:
+    return Delta("laptop runs", why, {"runs": runs})
 
 
 #: CIFAR protocols on a laptop: CIFAR-10 files are not on this machine (docs/data.md).

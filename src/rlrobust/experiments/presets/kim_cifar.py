@@ -402,6 +402,11 @@ def kim_trades() -> Preset:
                         "TRADES (CE) and the best row (lambda 0.5)",
                         {"arms": two_arms},
                     ),
+                    laptop_runs(
+                        2,
+                        "two seeds, the fewest that give a paired interval across seeds: each "
+                        "TRADES run takes about 10 minutes on one CPU thread",
+                    ),
                 ]
             ),
             "paper": Scale(),
