@@ -41,6 +41,12 @@ class Claim:
     paper_number: str = ""  # when the presets hold no number: the paper's words
     evaluations: tuple[str, ...] = ("standard", "evaluation")  # evaluation records, preferred first
     what_would_test: str = ""  # for kinds without a rule: what a rule must compute
+    records_of: str | None = None  # another claim whose records answer this one (same runs)
+
+    @property
+    def records(self) -> str:
+        """The folder under results/ that holds the records this claim reads."""
+        return self.records_of or self.id
 
     @property
     def command(self) -> str:
@@ -209,6 +215,38 @@ CLAIMS: tuple[Claim, ...] = (
         preset="zou",
         arms=("RL", "SL"),
         reference_metric="pgd",
+    ),
+    Claim(
+        id="zou-adv",
+        paper="Zou et al. (000), the adversarially trained arms (SL-adv, RL-adv)",
+        statement="with FGSM adversarial training on both sides, RL (RL-adv) stays more robust "
+        "than SL (SL-adv)",
+        kind="paired",
+        run=_reproduce("zou", "0.1", "zou"),
+        records_of="zou",
+        mapping="CIFAR-10 mapped to Fashion-MNIST, the 6-layer CNN replaced as the preset says; "
+        "the same runs as the zou claim",
+        preset="zou",
+        arms=("RL-adv", "SL-adv"),
+        paper_number="no SL-adv number in our sources (RL-adv: about 30 % under transfer)",
+    ),
+    Claim(
+        id="zou-transfer",
+        paper="Zou et al. (000), authors' code README (not the paper)",
+        statement="examples transferred from supervised models drop plain RL to about 8 % "
+        "(RL-adv about 30 %): RL's white-box robustness does not survive a transfer attack",
+        kind="transfer",
+        run=_reproduce("zou", "0.1", "zou"),
+        records_of="zou",
+        mapping="CIFAR-10 mapped to Fashion-MNIST; transfer crafted on the SL run of the same "
+        "seed (the preset's transfer step), at eps 0.1",
+        preset="zou",
+        arms=("RL", "SL"),
+        paper_number="transfer from SL: RL about 8 %, RL-adv about 30 % (RL under white-box "
+        "attack: about 55 %)",
+        what_would_test="per seed, the RL run's accuracy under PGD and momentum PGD crafted on "
+        "the SL run (transfer.json) against its own white-box accuracy (AutoAttack, else PGD) on "
+        "the same test images; transfer - white-box with its interval across seeds",
     ),
     Claim(
         id="zou-indicators",

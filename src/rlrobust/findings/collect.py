@@ -143,7 +143,7 @@ def collect(
     differences the findings list (a reproduce folder's reproduce.json names them itself).
     """
     import rlrobust
-    from rlrobust.findings.claims import claim_ids
+    from rlrobust.findings.claims import claim_ids, get_claim
 
     source = Path(source)
     if not source.is_dir():
@@ -152,6 +152,12 @@ def collect(
         raise RLRobustError(
             f"unknown claim {claim!r}; choose one of: {', '.join(claim_ids())} "
             "(rlrobust findings claims lists them)"
+        )
+    shared = get_claim(claim).records_of
+    if shared is not None:
+        raise RLRobustError(
+            f"claim {claim!r} reads the records of claim {shared!r} (the same runs answer "
+            f"both): collect with --claim {shared}"
         )
     if (preset is None) != (scale is None):
         raise RLRobustError(

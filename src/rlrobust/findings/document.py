@@ -39,8 +39,10 @@ other kinds of claim have their own rule, in one module each (`rlrobust/findings
 them; each module's docstring states its verdicts and every threshold that is ours): `grid`
 (Kim's MNIST lambda table), `breaks` (AutoAttack against FGSM without adversarial training),
 `flatness` (Hessian sharpness, Kim Eq. 30), `indicators` (Zou's gradient indicators and
-entropy), `cost` (L2L against PGD-AT: non-inferior robustness at a lower training cost) and
-`rlab` (RLAB's success rate and queries against Square).
+entropy), `transfer` (examples crafted on a supervised model against the white-box attack),
+`cost` (L2L against PGD-AT: non-inferior robustness at a lower training cost) and `rlab`
+(RLAB's success rate and queries against Square). Some claims read another claim's records
+(the same runs answer both); their section names the folder.
 """
 
 
@@ -82,6 +84,12 @@ def section(f: Finding) -> list[str]:
         lines += [f"**Arms**: A = `{c.arms[0]}`, B = `{c.arms[1]}`.", ""]
     lines += [f"**Verdict**: {f.verdict}: {f.reason}.", ""]
     lines += [f"**Command that produces the records**: `{c.run}`", ""]
+    if c.records_of:
+        lines += [
+            f"The records are those of [{c.records_of}](#{c.records_of}) (`results/"
+            f"{c.records_of}/`): the same runs answer both claims.",
+            "",
+        ]
     if f.details:
         lines += ["**Records**:", "", *f.details, ""]
     differences = f.numbers.get("differences", [])

@@ -38,6 +38,7 @@ from rlrobust.findings.base import (
 )
 from rlrobust.findings.claims import Claim
 from rlrobust.findings.records import Collection, RunRecords
+from rlrobust.findings.transfer import transfer_accuracy, white_box
 from rlrobust.stats import format_interval, seed_summary
 
 #: an interval wholly below this fraction of the paper's A - B is not the paper's size (ours)
@@ -204,12 +205,7 @@ def _evidence(comparisons, label: str, a_masking, b_masking) -> list[str]:
     else:
         out.append("AutoAttack vs PGD: not both run")
     out.append(f"masking A: {count_verdicts(a_masking)}; B: {count_verdicts(b_masking)}")
-    transfer = metric_label([{"metric": m} for m in comparisons[0][3]], "transfer")
-    if transfer:
-        values = [100 * rows[transfer]["a"]["accuracy"] for *_, rows in comparisons]
-        out.append(f"A under {transfer}: {sum(values) / len(values):.2f} %")
-    else:
-        out.append("transfer: not run")
+    out.append(_transfer_text([a for _, a, _, _ in comparisons]))
     square = metric_label([{"metric": m} for m in comparisons[0][3]], "square")
     fooled = _square_in_autoattack([a for _, a, _, _ in comparisons])
     if square:
@@ -220,6 +216,23 @@ def _evidence(comparisons, label: str, a_masking, b_masking) -> list[str]:
     else:
         out.append("query-based: not run")
     return out
+
+
+def _transfer_text(runs: list[RunRecords]) -> str:
+    """A's accuracy under transfer (its runs' ``transfer.json``: examples crafted on another
+    arm's run) beside its white-box one; a transfer attack that beats the white-box one is a
+    masking sign."""
+    pairs = [(transfer_accuracy(r), white_box(r)) for r in runs]
+    pairs = [(t, w) for t, w in pairs if t is not None and w is not None]
+    if not pairs:
+        return "transfer: not run"
+    sources = sorted({str((r.transfer or {}).get("source")) for r in runs if r.transfer})
+    moved = sum(t for t, _ in pairs) / len(pairs)
+    box = sum(w[1] for _, w in pairs) / len(pairs)
+    return (
+        f"A under transfer from {', '.join(sources)}: {moved:.2f} % vs white-box "
+        f"{box:.2f} % ({len(pairs)} run{'s' if len(pairs) > 1 else ''})"
+    )
 
 
 def _square_in_autoattack(runs: list[RunRecords]) -> int | None:

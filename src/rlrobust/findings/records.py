@@ -7,7 +7,8 @@ is the config's ``train.seed``. A run's ``diagnostics.json`` (what ``rlrobust di
 into each run folder it measures) is read with it, for the rules that answer from diagnostics;
 so are its ``metrics.csv`` (one row per epoch: training cost for the ``cost`` rule) and the RLAB
 records ``rlab.json`` of its subfolders (``rlab/`` and ``rlab-learned/`` of a reproduce run, or
-any ``--out`` of ``rlrobust attack rlab`` inside the run folder, for the ``rlab`` rule).
+any ``--out`` of ``rlrobust attack rlab`` inside the run folder, for the ``rlab`` rule), and its
+``transfer.json`` (examples crafted on another arm's run: the reproduction's transfer step).
 Everything is read in sorted order, so the document built from the same records is the same
 byte for byte.
 """
@@ -24,6 +25,7 @@ from rlrobust.findings.collect import PROVENANCE
 DIAGNOSTICS = "diagnostics.json"
 METRICS = "metrics.csv"
 RLAB = "rlab.json"
+TRANSFER = "transfer.json"
 
 
 @dataclass
@@ -38,6 +40,7 @@ class RunRecords:
     diagnostics: dict | None = None  # the run's diagnostics.json ({part: record}), if any
     metrics: list[dict] = field(default_factory=list)  # metrics.csv rows (numbers as floats)
     rlab: dict[str, dict] = field(default_factory=dict)  # subfolder -> its rlab.json record
+    transfer: dict | None = None  # the run's transfer.json (attacks crafted on a source run)
     problems: list[str] = field(default_factory=list)
 
 
@@ -98,6 +101,12 @@ def read_metrics(run_dir: Path) -> list[dict]:
         return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
+def read_transfer(run_dir: Path) -> dict | None:
+    """The run's ``transfer.json`` (written by the reproduction's transfer step), or None."""
+    path = run_dir / TRANSFER
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def read_rlab(run_dir: Path) -> dict[str, dict]:
     """``{subfolder: rlab.json}`` of the RLAB attacks written inside the run folder (the record
     names its agent), in sorted order."""
@@ -132,6 +141,10 @@ def read_collection(root: Path, results: Path, evaluations: tuple[str, ...]) -> 
             run.rlab = read_rlab(run_dir)
         except ValueError as error:  # reported, not fatal
             run.problems.append(f"{run.path}/*/{RLAB}: {error}")
+        try:
+            run.transfer = read_transfer(run_dir)
+        except ValueError as error:  # reported, not fatal
+            run.problems.append(f"{run.path}/{TRANSFER}: {error}")
         runs.append(run)
     return Collection(
         root.name,

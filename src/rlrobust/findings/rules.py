@@ -14,6 +14,8 @@ fills in the ``Finding`` that ``find`` starts (paper's number, protocol differen
   indicators against SL on the same images, and a higher predictive entropy, from diagnose records.
 - ``cost`` (``cost.py``): an L2L variant is non-inferior to PGD-AT in robustness (Bonferroni
   interval above -2 points) and cheaper to train (backward passes, else wall time).
+- ``transfer`` (``transfer.py``): examples crafted on a supervised model drop the RL model
+  below what white-box attacks leave it (Zou et al.'s transfer numbers).
 - ``rlab`` (``rlab.py``): RLAB's learned agent reaches a success rate whose Wilson interval
   contains 100 % (or stays above 95 %), with fewer queries than Square on the images both fooled.
 
@@ -48,6 +50,7 @@ from rlrobust.findings.indicators import indicators_finding
 from rlrobust.findings.paired import paired_finding, paired_verdict
 from rlrobust.findings.records import Collection, read_claim
 from rlrobust.findings.rlab import rlab_finding
+from rlrobust.findings.transfer import transfer_finding
 
 __all__ = [
     "FAILS",
@@ -70,19 +73,20 @@ RULES: dict[str, Rule] = {
     "breaks": breaks_finding,
     "cost": cost_finding,
     "rlab": rlab_finding,
+    "transfer": transfer_finding,
 }
 
 
 def find(claim: Claim, results: Path) -> Finding:
     """The finding of ``claim`` from ``results/`` alone."""
-    collections = read_claim(results, claim.id, claim.evaluations)
+    collections = read_claim(results, claim.records, claim.evaluations)
     paper, source = paper_side(claim)
     protocol, difference_lines = protocol_lines(claim, collections)
     base = Finding(claim, paper, source, NOT_MEASURED, protocol, UNTESTABLE, "")
     base.details = [f"- {line}" for line in provenance_lines(collections)]
     base.numbers["differences"] = difference_lines
     if not collections:
-        base.reason = f"not measured yet: no records in results/{claim.id}/"
+        base.reason = f"not measured yet: no records in results/{claim.records}/"
         return base
     rule = RULES.get(claim.kind)
     if rule is not None:
