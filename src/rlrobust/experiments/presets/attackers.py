@@ -21,6 +21,7 @@ from rlrobust.experiments.presets.common import (
     chosen,
     fgsm,
     framework_defaults,
+    laptop_runs,
     pgd,
     smoke_epochs,
     stated,
@@ -142,6 +143,11 @@ def l2l_preset() -> Preset:
                                 pgd(0.3, 100, 0.01, label="pgd-100"),
                             ],
                         },
+                    ),
+                    laptop_runs(
+                        2,
+                        "two seeds, the fewest that give an interval across seeds: each seed's "
+                        "four arms take about an hour of training and AutoAttack on one CPU thread",
                     ),
                 ]
             ),
