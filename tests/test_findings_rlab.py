@@ -294,3 +294,87 @@ def test_the_claims_command_at_smoke_scale_is_read_back(tmp_path, monkeypatch):
             assert s["success"]["queries_mean"] == square["queries_success"]["mean"]
         greedy = json.loads((runs / slug / "rlab" / "rlab.json").read_text())["rlab"]
         assert victim["greedy"]["n_success"] == greedy["n_success"]
+
+
+# --- the paper's other two claims, reported beside the verdict -------------------------------
+
+
+def dice(value: float) -> dict:
+    return {"dice_mean": value, "iou_mean": value / 2}
+
+
+MASKS = {
+    "n": 20,
+    "reference": "ground_truth",
+    "rlab_vs_baselines": {"vanilla_gradient": dice(0.1), "integrated_gradients": dice(0.3)},
+    "vs_reference": {
+        "rlab": dice(0.42),
+        "vanilla_gradient": dice(0.05),
+        "smoothgrad": dice(0.12),
+        "integrated_gradients": dice(0.61),
+        "random_patches": dice(0.9),  # a control, never "the best gradient baseline"
+    },
+}
+RETRAINING = {
+    "settings": {"epochs": 2},
+    "n_rlab_examples": 24,
+    "rlab_before": {"success_rate": 0.5},
+    "rlab_after": {"success_rate": 0.25},
+    "eps": 0.1,
+    "before": {"clean": 0.98, "fgsm": 0.5, "pgd40": 0.0},
+    "after": {"clean": 0.96, "fgsm": 0.55, "pgd40": 0.01},
+}
+
+
+def add_to_learned(results: Path, **fields) -> None:
+    for path in (results / CLAIM.id).glob("*/runs/*/rlab-learned/rlab.json"):
+        path.write_text(json.dumps(json.loads(path.read_text()) | fields))
+
+
+def test_masks_and_retraining_are_reported_with_their_numbers(tmp_path):
+    results = write_results(tmp_path)
+    add_to_learned(results, masks=MASKS, retraining=RETRAINING)
+    f = rules.find(CLAIM, results)
+    text = "\n".join(f.evidence)
+    assert (
+        "CE (seed 0): masks vs ground_truth (20 inputs): RLAB Dice 0.42, best gradient baseline "
+        "integrated_gradients 0.61 (not above)" in text
+    )
+    assert (
+        "CE (seed 0): retraining (24 RLAB examples, 2 epochs): RLAB success 50.0 -> 25.0 %; "
+        "clean 98.0 -> 96.0, FGSM 50.0 -> 55.0, PGD-40 0.0 -> 1.0 % (eps 0.1)" in text
+    )
+    assert f.verdict == rules.HOLDS  # the verdict is the success and queries claim's alone
+
+
+def test_masks_above_every_gradient_baseline_and_series_without_reference():
+    above = MASKS | {"vs_reference": MASKS["vs_reference"] | {"rlab": dice(0.7)}}
+    assert rlab.masks_text(above).endswith("integrated_gradients 0.61 (above)")
+    series = {"n": 5, "reference": "none", "rlab_vs_baselines": MASKS["rlab_vs_baselines"]}
+    assert rlab.masks_text(series) == (
+        "masks: no reference masks (none); RLAB's Dice with integrated_gradients 0.30, "
+        "vanilla_gradient 0.10"
+    )
+
+
+def test_without_masks_or_retraining_nothing_is_claimed_of_them(tmp_path):
+    f = rules.find(CLAIM, write_results(tmp_path))
+    assert not any("masks" in e or "retraining" in e for e in f.evidence)
+
+
+def test_the_claims_1d_and_3d_steps_are_commands_the_cli_accepts():
+    """Each 1-D / 3-D victim step of the claim's command parses (nothing runs), and every victim
+    is collected under its arm."""
+    from rlrobust.cli import build_parser
+    from rlrobust.findings.claims import RLAB_VICTIMS
+
+    parser = build_parser()
+    steps = [s.strip() for s in CLAIM.run.replace("for S in 0 1; do", ";").split(";")]
+    # each loop is written twice: run, then quoted in its collect's --command
+    commands = sorted({s for s in steps if s.startswith("rlrobust ") and "$S" in s})
+    assert len(commands) == 3 * len(RLAB_VICTIMS)
+    for command in commands:
+        argv = shlex.split(command.replace("$S", "0"))[1:]
+        parser.parse_args(argv)  # exits (fails the test) on an unknown flag
+    for out, _, arm, *_ in RLAB_VICTIMS:
+        assert f"findings collect {out} --claim rlab --arm '{arm}'" in CLAIM.run
