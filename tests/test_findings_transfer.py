@@ -110,6 +110,14 @@ def test_without_transfer_records_the_claim_cannot_be_answered(tmp_path):
     assert finding.verdict == rules.UNTESTABLE and "transfer.json" in finding.reason
 
 
+def test_a_transfer_record_on_other_test_images_is_not_compared(tmp_path):
+    results = write_results(tmp_path, MASKED)
+    for path in results.glob("*/synthetic/runs/RL__s*/transfer.json"):
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"n_examples": N // 2}))
+    finding = rules.find(CLAIM, results)
+    assert finding.verdict == rules.UNTESTABLE
+
+
 def test_the_white_box_side_is_autoattack_else_the_longest_pgd():
     from rlrobust.findings.records import RunRecords
     from rlrobust.findings.transfer import white_box

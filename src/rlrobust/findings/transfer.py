@@ -58,10 +58,21 @@ def white_box(run: RunRecords) -> tuple[str, float] | None:
     return None
 
 
+def same_images(run: RunRecords) -> bool:
+    """Whether the transfer record and the run's evaluation drew the same test images (the
+    same count and subset seed; a record that does not say is taken at its word)."""
+    ev, moved = run.evaluation or {}, run.transfer or {}
+    return all(
+        ev.get(key) is None or moved.get(key) is None or ev[key] == moved[key]
+        for key in ("n_examples", "seed")
+    )
+
+
 def transfer_accuracy(run: RunRecords) -> float | None:
     """The run's accuracy (%) under transfer: per image the worst case over the record's
-    transfer attacks, as ``transfer.json`` reports it."""
-    if not run.transfer or run.transfer.get("robust_accuracy") is None:
+    transfer attacks, as ``transfer.json`` reports it; None without a record, or when it was
+    measured on other test images than the run's evaluation."""
+    if not run.transfer or run.transfer.get("robust_accuracy") is None or not same_images(run):
         return None
     return 100 * float(run.transfer["robust_accuracy"])
 
