@@ -362,10 +362,11 @@ def test_without_masks_or_retraining_nothing_is_claimed_of_them(tmp_path):
     assert not any("masks" in e or "retraining" in e for e in f.evidence)
 
 
-def test_the_claims_1d_and_3d_steps_are_commands_the_cli_accepts():
-    """Each 1-D / 3-D victim step of the claim's command parses (nothing runs), and every victim
-    is collected under its arm."""
-    from rlrobust.cli import build_parser
+def test_the_claims_1d_and_3d_steps_are_commands_the_cli_accepts(tmp_path, capsys):
+    """Each 1-D / 3-D victim step of the claim's command parses, and each RLAB step passes the
+    attack's own checks of its settings: run against a run folder that does not exist, it fails
+    on the folder alone. Every victim is collected under its arm."""
+    from rlrobust.cli import build_parser, main
     from rlrobust.findings.claims import RLAB_VICTIMS
 
     parser = build_parser()
@@ -374,7 +375,13 @@ def test_the_claims_1d_and_3d_steps_are_commands_the_cli_accepts():
     commands = sorted({s for s in steps if s.startswith("rlrobust ") and "$S" in s})
     assert len(commands) == 3 * len(RLAB_VICTIMS)
     for command in commands:
-        argv = shlex.split(command.replace("$S", "0"))[1:]
+        argv = shlex.split(command.replace("$S", "0").replace("reproduce/", f"{tmp_path}/"))[1:]
         parser.parse_args(argv)  # exits (fails the test) on an unknown flag
+        if argv[:2] == ["attack", "rlab"]:
+            capsys.readouterr()
+            assert main(argv) != 0
+            error = capsys.readouterr().err
+            # the missing run folder is the only problem (settings are checked before it)
+            assert f"{argv[2]} is not a run directory" in error, error
     for out, _, arm, *_ in RLAB_VICTIMS:
         assert f"findings collect {out} --claim rlab --arm '{arm}'" in CLAIM.run

@@ -140,13 +140,15 @@ RLAB_VICTIMS = (
 
 def _rlab_victim(out: str, name: str, arm: str, train: str, attack: str, agent: str) -> list:
     """Two seeds of a victim: train it, attack it with the learned agent (Square at the same
-    budget, localisation masks, retraining on its examples), then with the greedy baseline; then
-    collect the folder under the victim's arm."""
+    budget, localisation masks, retraining on its examples with FGSM and PGD-40 at eps 0.1
+    before and after), then with the greedy baseline; then collect the folder under the
+    victim's arm."""
     run_dir = f"{out}/runs/{name}__s$S"
     loop = (
         f"for S in 0 1; do rlrobust train {train} --train.seed $S --out {run_dir}; "
         f"rlrobust attack rlab {run_dir} --agent learned --agent-dir {run_dir}/rlab-agent "
-        f"{agent} {attack} --square-eps 0.1 0.3 --retrain-epochs 2 --out {run_dir}/rlab-learned; "
+        f"{agent} {attack} --square-eps 0.1 0.3 --retrain-epochs 2 --eps 0.1 "
+        f"--out {run_dir}/rlab-learned; "
         f"rlrobust attack rlab {run_dir} {attack} --no-masks --out {run_dir}/rlab; done"
     )
     collect = COLLECT.format(out=out, claim="rlab", run=loop).replace(
