@@ -35,13 +35,20 @@ class Finding:
 # --- the paper's side --------------------------------------------------------------------------
 
 
+def preset_references(claim: Claim, metric: str) -> list:
+    """The claim's preset references of ``metric``, in the preset's order ([] without a preset)."""
+    if claim.preset is None:
+        return []
+    from rlrobust.experiments.presets import get_preset
+
+    return [r for r in get_preset(claim.preset).references if r.metric == metric]
+
+
 def paper_side(claim: Claim) -> tuple[str, str]:
     """(the paper's number, its source), read from the preset's references."""
     if claim.preset is None or claim.reference_metric is None:
         return claim.paper_number or "-", claim.paper
-    from rlrobust.experiments.presets import get_preset
-
-    refs = [r for r in get_preset(claim.preset).references if r.metric == claim.reference_metric]
+    refs = preset_references(claim, claim.reference_metric)
     if claim.arms:
         by_arm = {r.variant: r for r in refs if r.variant in claim.arms}
         if len(by_arm) == 2:
@@ -61,12 +68,9 @@ def paper_side(claim: Claim) -> tuple[str, str]:
 def paper_difference(claim: Claim) -> float | None:
     """The paper's A - B (points) under the claim's reference metric, when the preset holds
     both arms' numbers."""
-    if claim.preset is None or claim.reference_metric is None or not claim.arms:
+    if claim.reference_metric is None or not claim.arms:
         return None
-    from rlrobust.experiments.presets import get_preset
-
-    refs = get_preset(claim.preset).references
-    by_arm = {r.variant: r.value for r in refs if r.metric == claim.reference_metric}
+    by_arm = {r.variant: r.value for r in preset_references(claim, claim.reference_metric)}
     if claim.arms[0] in by_arm and claim.arms[1] in by_arm:
         return by_arm[claim.arms[0]] - by_arm[claim.arms[1]]
     return None

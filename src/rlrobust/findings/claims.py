@@ -151,10 +151,7 @@ def _rlab_victim(out: str, name: str, arm: str, train: str, attack: str, agent: 
         f"--out {run_dir}/rlab-learned; "
         f"rlrobust attack rlab {run_dir} {attack} --no-masks --out {run_dir}/rlab; done"
     )
-    collect = COLLECT.format(out=out, claim="rlab", run=loop).replace(
-        "--claim rlab", f"--claim rlab --arm '{arm}'"
-    )
-    return [loop, collect]
+    return [loop, COLLECT.format(out=out, claim=f"rlab --arm '{arm}'", run=loop)]
 
 
 CLAIMS: tuple[Claim, ...] = (

@@ -36,6 +36,7 @@ from rlrobust.findings.base import (
     Finding,
     count_verdicts,
     masking_verdict,
+    preset_references,
     seeds_text,
 )
 from rlrobust.findings.claims import Claim
@@ -79,15 +80,7 @@ def transfer_accuracy(run: RunRecords) -> float | None:
 
 def paper_transfer(claim: Claim) -> dict[str, float]:
     """arm -> the paper's accuracy under transfer (the preset's ``transfer`` references)."""
-    if claim.preset is None:
-        return {}
-    from rlrobust.experiments.presets import get_preset
-
-    return {
-        r.variant: r.value
-        for r in get_preset(claim.preset).references
-        if r.metric == "transfer" and r.variant
-    }
+    return {r.variant: r.value for r in preset_references(claim, "transfer") if r.variant}
 
 
 def arm_numbers(runs: list[RunRecords]) -> dict | None:
